@@ -1,0 +1,231 @@
+//! Server configuration: command-line flags, matching `PEDIGREE_*` environment
+//! variables, and an optional TOML file with the same keys. Flags and environment win
+//! over the file; the file wins over defaults.
+
+use clap::Args;
+use pedigree_core::entry::Limits;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Flags of `pedigree-server` (serve mode). Every flag is optional so that the config
+/// file can supply it.
+#[derive(Args, Debug, Default, Clone)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (same names, with underscores)
+    #[arg(long, env = "PEDIGREE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory of the RocksDB log (created if absent) [default: ./pedigree-data]
+    #[arg(long, env = "PEDIGREE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "PEDIGREE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Checkpoint origin line [default: the stored log's, or pedigree.local/<listen address>]
+    #[arg(long, env = "PEDIGREE_ORIGIN")]
+    pub origin: Option<String>,
+    /// Ed25519 PKCS#8 PEM key that signs checkpoints [default: <data-dir>/log-signing.key, generated if absent]
+    #[arg(long, env = "PEDIGREE_SIGNING_KEY")]
+    pub signing_key: Option<PathBuf>,
+    /// Largest request body accepted [default: 4194304]
+    #[arg(long, env = "PEDIGREE_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Most entries committed in one batch [default: 1024]
+    #[arg(long, env = "PEDIGREE_BATCH_SIZE")]
+    pub batch_size: Option<usize>,
+    /// Longest a batch waits for more entries, in milliseconds [default: 5]
+    #[arg(long, env = "PEDIGREE_BATCH_WAIT_MS")]
+    pub batch_wait_ms: Option<u64>,
+    /// Most submissions waiting for a batch before new ones get 503 [default: 16384]
+    #[arg(long, env = "PEDIGREE_QUEUE_SIZE")]
+    pub queue_size: Option<usize>,
+    /// Most signatures per envelope [default: 16]
+    #[arg(long, env = "PEDIGREE_MAX_SIGNATURES")]
+    pub max_signatures: Option<usize>,
+    /// Most verifier keys per submission [default: 16]
+    #[arg(long, env = "PEDIGREE_MAX_VERIFIERS")]
+    pub max_verifiers: Option<usize>,
+    /// Most subjects per statement [default: 256]
+    #[arg(long, env = "PEDIGREE_MAX_SUBJECTS")]
+    pub max_subjects: Option<usize>,
+    /// Most materials per statement [default: 256]
+    #[arg(long, env = "PEDIGREE_MAX_MATERIALS")]
+    pub max_materials: Option<usize>,
+}
+
+/// The settings a config file may hold.
+#[derive(Deserialize, Serialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    origin: Option<String>,
+    signing_key: Option<PathBuf>,
+    max_body_bytes: Option<usize>,
+    batch_size: Option<usize>,
+    batch_wait_ms: Option<u64>,
+    queue_size: Option<usize>,
+    max_signatures: Option<usize>,
+    max_verifiers: Option<usize>,
+    max_subjects: Option<usize>,
+    max_materials: Option<usize>,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// RocksDB directory.
+    pub data_dir: PathBuf,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Explicit origin, if any (otherwise the stored or derived one).
+    pub origin: Option<String>,
+    /// Signing key file.
+    pub signing_key: PathBuf,
+    /// Request body cap.
+    pub max_body_bytes: usize,
+    /// Batch size cap.
+    pub batch_size: usize,
+    /// Batch wait.
+    pub batch_wait_ms: u64,
+    /// Queue bound.
+    pub queue_size: usize,
+    /// Per-submission caps.
+    #[serde(skip)]
+    pub limits: Limits,
+}
+
+impl Config {
+    /// Merges flags/environment over the config file over defaults.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the file or the setting that is wrong.
+    pub fn resolve(args: &ServeArgs) -> Result<Self, String> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("pedigree-data"));
+        let signing_key = args
+            .signing_key
+            .clone()
+            .or(file.signing_key)
+            .unwrap_or_else(|| data_dir.join("log-signing.key"));
+        let defaults = Limits::default();
+        let config = Config {
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            origin: args.origin.clone().or(file.origin),
+            signing_key,
+            max_body_bytes: args
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(4 << 20),
+            batch_size: args.batch_size.or(file.batch_size).unwrap_or(1024),
+            batch_wait_ms: args.batch_wait_ms.or(file.batch_wait_ms).unwrap_or(5),
+            queue_size: args.queue_size.or(file.queue_size).unwrap_or(16_384),
+            limits: Limits {
+                max_signatures: args
+                    .max_signatures
+                    .or(file.max_signatures)
+                    .unwrap_or(defaults.max_signatures),
+                max_verifiers: args
+                    .max_verifiers
+                    .or(file.max_verifiers)
+                    .unwrap_or(defaults.max_verifiers),
+                max_subjects: args
+                    .max_subjects
+                    .or(file.max_subjects)
+                    .unwrap_or(defaults.max_subjects),
+                max_materials: args
+                    .max_materials
+                    .or(file.max_materials)
+                    .unwrap_or(defaults.max_materials),
+            },
+            data_dir,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.batch_size == 0 || self.batch_size > 65_536 {
+            return Err(format!("batch_size {} must be 1..=65536", self.batch_size));
+        }
+        if self.queue_size == 0 {
+            return Err("queue_size must be at least 1".into());
+        }
+        if self.batch_wait_ms > 10_000 {
+            return Err(format!(
+                "batch_wait_ms {} exceeds 10000",
+                self.batch_wait_ms
+            ));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(format!(
+                "max_body_bytes {} is below 1024",
+                self.max_body_bytes
+            ));
+        }
+        Ok(())
+    }
+
+    /// The origin used when neither the flags nor the store name one.
+    pub fn derived_origin(&self) -> String {
+        format!("pedigree.local/{}", self.listen)
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("couldn't read config file {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("invalid config file {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        std::fs::write(&path, "batch_size = 64\nlisten = \"127.0.0.1:9000\"\n").unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            listen: Some("127.0.0.1:9100".parse().unwrap()),
+            ..ServeArgs::default()
+        };
+        let c = Config::resolve(&args).unwrap();
+        assert_eq!(c.batch_size, 64);
+        assert_eq!(c.listen.port(), 9100);
+        assert_eq!(
+            c.signing_key,
+            PathBuf::from("pedigree-data/log-signing.key")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        std::fs::write(&path, "batch_sise = 64\n").unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        assert!(Config::resolve(&args).unwrap_err().contains("batch_sise"));
+        let args = ServeArgs {
+            batch_size: Some(0),
+            ..ServeArgs::default()
+        };
+        assert!(Config::resolve(&args).unwrap_err().contains("batch_size"));
+    }
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests: the real `pedigree-server` (and `pedigree`) binaries on 127.0.0.1
+//! with temporary RocksDB directories and real keys. One test binary; each module says
+//! in its first line what belongs there.
+
+mod malformed;
+mod server_api;

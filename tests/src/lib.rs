@@ -1,0 +1,223 @@
+//! Helpers shared by the end-to-end tests: starting the real `pedigree-server` binary on
+//! 127.0.0.1 with a temporary RocksDB directory, a small HTTP client, and signed test
+//! attestations made with real keys.
+
+use pedigree_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
+use pedigree_core::keys::PrivateKey;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Path of a workspace binary, next to the test executable's directory
+/// (`target/<profile>/deps/e2e-*` -> `target/<profile>/<name>`).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile directory");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not built: run the tests with `cargo test --workspace`",
+        path.display()
+    );
+    path
+}
+
+/// A running `pedigree-server`, killed when dropped.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// The log's verifier key (C2SP note form), as printed at start.
+    pub vkey: String,
+    /// The log's origin.
+    pub origin: String,
+    /// The data directory (kept by the caller's `TempDir`).
+    pub data_dir: PathBuf,
+}
+
+impl Server {
+    /// Starts the server on a free port with `data_dir` and extra flags, and waits until
+    /// it has printed its address and verifier key.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        Self::try_start(data_dir, extra).unwrap_or_else(|e| panic!("server did not start: {e}"))
+    }
+
+    /// Like [`Server::start`] but returns the server's stderr when it fails to start.
+    pub fn try_start(data_dir: &Path, extra: &[&str]) -> Result<Server, String> {
+        let mut child = Command::new(binary("pedigree-server"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(if extra.contains(&"--origin") {
+                &[][..]
+            } else {
+                &["--origin", "e2e.pedigree.test/log"][..]
+            })
+            .args(extra)
+            .env("PEDIGREE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let (mut url, mut vkey, mut origin) = (None, None, None);
+        while vkey.is_none() {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(u) = line.strip_prefix("pedigree-server listening on ") {
+                        url = Some(u.to_string());
+                    } else if let Some(o) = line.strip_prefix("origin: ") {
+                        origin = Some(o.to_string());
+                    } else if let Some(k) = line.strip_prefix("verifier key: ") {
+                        vkey = Some(k.to_string());
+                    }
+                }
+                _ => {
+                    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+                    return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+                }
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let server = Server {
+            child,
+            url: url.ok_or("no listen line")?,
+            vkey: vkey.ok_or("no verifier key line")?,
+            origin: origin.ok_or("no origin line")?,
+            data_dir: data_dir.to_path_buf(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if get(&format!("{}/healthz", server.url)).0 == 200 {
+                return Ok(server);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err("server never became healthy".into())
+    }
+
+    /// Kills the server with SIGKILL and waits for it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(60))
+        .build()
+}
+
+fn read(resp: ureq::Response) -> (u16, Vec<u8>) {
+    let status = resp.status();
+    let mut body = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut resp.into_reader(), &mut body);
+    (status, body)
+}
+
+fn finish(r: Result<ureq::Response, ureq::Error>) -> (u16, Vec<u8>) {
+    match r {
+        Ok(resp) => read(resp),
+        Err(ureq::Error::Status(_, resp)) => read(resp),
+        Err(e) => (0, e.to_string().into_bytes()),
+    }
+}
+
+/// GET, returning status and body (status 0 on transport failure).
+pub fn get(url: &str) -> (u16, Vec<u8>) {
+    finish(agent().get(url).call())
+}
+
+/// GET, returning status and parsed JSON (Null when the body is not JSON).
+pub fn get_json(url: &str) -> (u16, serde_json::Value) {
+    let (s, b) = get(url);
+    (
+        s,
+        serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// POST bytes with a content type, returning status and parsed JSON.
+pub fn post(url: &str, content_type: &str, body: &[u8]) -> (u16, serde_json::Value) {
+    let (s, b) = finish(
+        agent()
+            .post(url)
+            .set("Content-Type", content_type)
+            .send_bytes(body),
+    );
+    (
+        s,
+        serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// A request with any method, returning status and parsed JSON.
+pub fn request(method: &str, url: &str) -> (u16, serde_json::Value) {
+    let (s, b) = finish(agent().request(method, url).call());
+    (
+        s,
+        serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Hex SHA-256 of bytes.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+/// A SLSA Provenance v1 statement for one step: `subject` built from `materials`.
+pub fn step_statement(build_type: &str, subject: &str, materials: &[&str]) -> serde_json::Value {
+    let deps: Vec<_> = materials
+        .iter()
+        .map(|m| serde_json::json!({"name": "input", "digest": {"sha256": m}}))
+        .collect();
+    serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "artifact", "digest": {"sha256": subject}}],
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "predicate": {
+            "buildDefinition": {
+                "buildType": build_type,
+                "externalParameters": {"step": build_type},
+                "resolvedDependencies": deps,
+            },
+            "runDetails": {"builder": {"id": "https://ci.example/builder"}}
+        }
+    })
+}
+
+/// The JSON body of `POST /api/v1/entries` for `statement` signed by `key`.
+pub fn submission(statement: &serde_json::Value, key: &PrivateKey) -> Vec<u8> {
+    let env = Envelope::sign(
+        IN_TOTO_PAYLOAD_TYPE,
+        serde_json::to_vec(statement).expect("statement JSON"),
+        &[key],
+    );
+    let envelope: serde_json::Value =
+        serde_json::from_slice(&env.to_json()).expect("envelope JSON");
+    serde_json::to_vec(&serde_json::json!({
+        "envelope": envelope,
+        "verifiers": [key.public_key().to_pem()],
+    }))
+    .expect("request JSON")
+}
