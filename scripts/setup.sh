@@ -16,3 +16,19 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+
+# The OpenSSF model-signing reference tool, for the OMS interop tests in cli/tests:
+# a virtualenv at .venv-oms with model-signing 1.1.1 (its key method also needs
+# pyopenssl). Tests look for .venv-oms/bin/model_signing or $PEDIGREE_MODEL_SIGNING.
+venv="$(cd "$(dirname "$0")/.." && pwd)/.venv-oms"
+if [ ! -x "$venv/bin/model_signing" ] || ! "$venv/bin/python" -c 'import OpenSSL, model_signing' >/dev/null 2>&1; then
+  echo "setup: installing model-signing 1.1.1 into $venv" >&2
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv "$venv" >/dev/null
+  fi
+  "$venv/bin/pip" install --quiet --disable-pip-version-check model-signing==1.1.1 pyopenssl
+fi

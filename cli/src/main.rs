@@ -1,4 +1,11 @@
 //! `pedigree`: sign, attest, submit and verify the lineage of ML models and datasets.
+//!
+//! A thin layer over `pedigree-core`: this crate reads files, hashes models, talks to
+//! logs over HTTP and prints; every format and every check lives in core.
+
+mod client;
+mod cmd;
+mod output;
 
 use clap::{Parser, Subcommand};
 
@@ -6,37 +13,29 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "pedigree", version, about)]
 struct Cli {
+    /// Print results as JSON
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Print the fingerprint (SHA-256 of the DER SubjectPublicKeyInfo) of a public key
-    Fingerprint {
-        /// SPKI PEM public key file
-        file: std::path::PathBuf,
-    },
+    /// Generate keys and print fingerprints
+    #[command(subcommand)]
+    Key(cmd::key::KeyCommand),
 }
 
 fn main() {
     let cli = Cli::parse();
-    if let Err(e) = run(cli) {
+    let out = output::Output { json: cli.json };
+    let result = match cli.command {
+        Command::Key(c) => cmd::key::run(c, &out),
+    };
+    if let Err(e) = result {
+        // One line: the whole context chain.
         eprintln!("pedigree: {e:#}");
         std::process::exit(1);
     }
-}
-
-fn run(cli: Cli) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    match cli.command {
-        Command::Fingerprint { file } => {
-            let pem = std::fs::read_to_string(&file)
-                .with_context(|| format!("couldn't read {}", file.display()))?;
-            let key = pedigree_core::keys::PublicKey::from_pem(&pem)
-                .with_context(|| format!("couldn't parse {}", file.display()))?;
-            println!("{}", key.fingerprint());
-        }
-    }
-    Ok(())
 }

@@ -78,6 +78,14 @@ fn body(origin: &str, tree_size: u64, root_hash: &Hash) -> String {
     format!("{origin}\n{tree_size}\n{root_hash}\n")
 }
 
+/// The root hash line of a checkpoint note, decoded, without checking any signature:
+/// for display and for copying into formats that repeat it. Never trust it unverified.
+pub fn root_from_note(note: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let line = note.lines().nth(2)?;
+    base64::engine::general_purpose::STANDARD.decode(line).ok()
+}
+
 /// Checks that `origin` can be a note key name.
 ///
 /// # Errors

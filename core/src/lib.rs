@@ -3,7 +3,8 @@
 //! In scope: DSSE envelopes and keys ([`dsse`], [`keys`]), in-toto Statement v1 and SLSA
 //! Provenance v1 ([`statement`], [`slsa`]), the leaf record and admission rules
 //! ([`entry`]), RFC 6962 hashing and proofs ([`merkle`], [`subtree`]), C2SP checkpoints
-//! and tiles ([`checkpoint`], [`tiles`]).
+//! and tiles ([`checkpoint`], [`tiles`]), and log receipts that prove inclusion offline
+//! ([`receipt`]).
 //!
 //! Out of scope: I/O of any kind. No files, sockets, clocks or threads: callers pass
 //! bytes and times in, so the server, the CLI and the monitor all verify with the same
@@ -13,7 +14,10 @@ pub mod checkpoint;
 pub mod dsse;
 pub mod entry;
 pub mod keys;
+pub mod lineage;
 pub mod merkle;
+pub mod policy;
+pub mod receipt;
 pub mod slsa;
 pub mod statement;
 pub mod subtree;

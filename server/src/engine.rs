@@ -38,7 +38,7 @@ pub enum EngineError {
 }
 
 /// What happened to one entry of a batch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AppendOutcome {
     /// Where the entry is in the log.
     pub leaf_index: u64,

@@ -70,8 +70,14 @@ fn malformed_requests_get_their_documented_errors_and_store_nothing() {
         )
     };
     let mut tampered = env.clone();
-    tampered["payload"] =
-        json!(base64::engine::general_purpose::STANDARD.encode(b"{\"_type\":\"x\"}"));
+    tampered["payload"] = json!(base64::engine::general_purpose::STANDARD.encode(
+        serde_json::to_vec(&step_statement(
+            "https://pedigree.dev/ml/train/v1",
+            &sha256_hex(b"evil"),
+            &[]
+        ))
+        .unwrap()
+    ));
     let mut truncated_sig = env.clone();
     truncated_sig["signatures"][0]["sig"] = json!("AAAA");
     let mut no_sigs = env.clone();
@@ -100,7 +106,7 @@ fn malformed_requests_get_their_documented_errors_and_store_nothing() {
         .as_object_mut()
         .unwrap()
         .remove("buildType");
-    let rsa_pem = "-----BEGIN PUBLIC KEY-----\nMFwwDQYJKoZIhvcNAQEBBQADSwAwSAJBAMMrz2KaBf2ZJaTjKyR0I0B2F4eJq/6Q\nxC2oIwF4mSfy6Zw5n0p0FyhOf3Q0eD6xqj3x5r1qvHn2uXjWAXUCAwEAAQ==\n-----END PUBLIC KEY-----\n";
+    let rsa_pem = "-----BEGIN PUBLIC KEY-----\nMIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDIjoJW2L71eozU0PISlTxZIqUt\n96oCSBUBn2dFk4g9yN1sEzC2RUa6TKdpsCG5Hy6QVbqem79nyLDUfJUduI+Nq5p5\nOSXPz+0zOdpaC+gIfH1YTz7tw9QdaIlxRr3DBCKmuwWCgDyvEh9y1+176xm/sJoc\nbzxrH9j6bLW0Q66dPwIDAQAB\n-----END PUBLIC KEY-----\n";
     // The small-order Ed25519 point (0, 1): every signature "verifies" without strict checks.
     let weak_pem = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAAQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n-----END PUBLIC KEY-----\n";
 
@@ -128,7 +134,18 @@ fn malformed_requests_get_their_documented_errors_and_store_nothing() {
         ),
         case(
             "deep nesting",
-            format!("{}{}", "[".repeat(5000), "]".repeat(5000)).into_bytes(),
+            format!(
+                "{{\"envelope\":{}{},\"verifiers\":[]}}",
+                "[".repeat(5000),
+                "]".repeat(5000)
+            )
+            .into_bytes(),
+            400,
+            "invalid_envelope",
+        ),
+        case(
+            "huge number",
+            format!("{{\"envelope\":{env},\"verifiers\":[{}]}}", "9".repeat(400)).into_bytes(),
             400,
             "invalid_json",
         ),
@@ -226,7 +243,7 @@ fn malformed_requests_get_their_documented_errors_and_store_nothing() {
             "slsa without buildType",
             with_statement(no_build_type),
             422,
-            "invalid_statement",
+            "invalid_provenance",
         ),
         case(
             "tampered payload",
@@ -382,7 +399,7 @@ fn malformed_requests_get_their_documented_errors_and_store_nothing() {
         ),
         get_case(
             "tile path traversal",
-            "/tile/0/../../etc/passwd",
+            "/tile/0/000%2F..%2F..%2Fetc%2Fpasswd",
             400,
             "invalid_tile_path",
         ),

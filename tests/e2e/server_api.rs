@@ -5,7 +5,7 @@ use base64::Engine as _;
 use pedigree_core::checkpoint::{LogVerifier, SignedCheckpoint};
 use pedigree_core::keys::{Algorithm, PrivateKey};
 use pedigree_core::merkle;
-use pedigree_core::tiles::{self, TileCoord};
+use pedigree_core::tiles;
 use pedigree_tests::{get, get_json, post, sha256_hex, step_statement, submission, Server};
 use serde_json::Value;
 use std::sync::Arc;
@@ -181,7 +181,12 @@ fn resubmission_is_idempotent_and_search_lineage_and_restart_work() {
         answers.push(a);
     }
     // Same envelope again: 200, same index, nothing appended.
-    let body = submission(&steps[0], &ed);
+    let evaluation = step_statement(
+        "https://pedigree.dev/ml/evaluate/v1",
+        &digest("eval-report"),
+        &[&quant],
+    );
+    let body = submission(&evaluation, &ed);
     let (s1, first) = post(&url, "application/json", &body);
     let (s2, again) = post(&url, "application/json", &body);
     assert_eq!((s1, s2), (201, 200), "{first} {again}");
@@ -288,7 +293,7 @@ fn resubmission_is_idempotent_and_search_lineage_and_restart_work() {
         "{}/api/v1/lineage/sha256:{data}?direction=downstream",
         server.url
     ));
-    assert_eq!(down["nodes"].as_array().unwrap().len(), 3, "{down}");
+    assert_eq!(down["nodes"].as_array().unwrap().len(), 4, "{down}");
     let (_, depth1) = get_json(&format!(
         "{}/api/v1/lineage/sha256:{data}?direction=downstream&depth=1",
         server.url
@@ -301,7 +306,7 @@ fn resubmission_is_idempotent_and_search_lineage_and_restart_work() {
     let m = String::from_utf8(m).unwrap();
     assert!(m.contains("pedigree_tree_size 5"), "{m}");
     assert!(
-        m.contains("pedigree_http_responses_total{status=\"201\"} 4"),
+        m.contains("pedigree_http_responses_total{status=\"201\"} 5"),
         "{m}"
     );
 

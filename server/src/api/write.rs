@@ -4,6 +4,8 @@ use super::{inclusion_against, ApiError, AppState, InclusionProof};
 use crate::sequencer::SubmitError;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
 use futures_util::StreamExt as _;
 use pedigree_core::dsse::Envelope;
 use pedigree_core::entry::{self, envelope_digest};
@@ -24,6 +26,8 @@ struct SubmitRequest<'a> {
 struct SubmitResponse {
     log_index: u64,
     leaf_hash: String,
+    /// The encoded leaf record, base64: what the leaf hash is the hash of.
+    leaf: String,
     inclusion_proof: InclusionProof,
     checkpoint: String,
 }
@@ -153,6 +157,7 @@ pub async fn submit(
         .map_err(|e| {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
         })??;
+    let leaf = admitted.record.encode();
     let rx = state.sequencer.submit(admitted).map_err(|e| match e {
         SubmitError::Overloaded => ApiError::overloaded(),
         SubmitError::Stopped => ApiError::new(
@@ -175,9 +180,16 @@ pub async fn submit(
         StatusCode::CREATED
     };
     let proof = inclusion_against(engine, outcome.leaf_index, cp.tree_size, &cp.root_hash)?;
+    // A duplicate within the batch was admitted at another time: report the stored leaf.
+    let leaf = if outcome.duplicate {
+        engine.record(outcome.leaf_index)?.encode()
+    } else {
+        leaf
+    };
     Ok(HttpResponse::build(status).json(SubmitResponse {
         log_index: outcome.leaf_index,
         leaf_hash: super::hex_hash(&outcome.leaf_hash),
+        leaf: B64.encode(leaf),
         inclusion_proof: proof,
         checkpoint: cp.note_text().to_string(),
     }))
@@ -190,6 +202,7 @@ fn answer(state: &AppState, index: u64, status: StatusCode) -> Result<HttpRespon
     Ok(HttpResponse::build(status).json(SubmitResponse {
         log_index: index,
         leaf_hash: super::hex_hash(&state.engine.leaf_hash(index)?),
+        leaf: B64.encode(state.engine.record(index)?.encode()),
         inclusion_proof: proof,
         checkpoint: cp.note_text().to_string(),
     }))

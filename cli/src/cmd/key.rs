@@ -1,0 +1,114 @@
+//! `pedigree key generate` and `pedigree key fingerprint`.
+
+use crate::output::Output;
+use anyhow::{bail, Context as _, Result};
+use clap::Subcommand;
+use pedigree_core::keys::{Algorithm, PrivateKey, PublicKey};
+use std::path::{Path, PathBuf};
+
+/// Key commands.
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Write a new key pair: NAME.key (PKCS#8 PEM, mode 0600) and NAME.pub (SPKI PEM)
+    Generate {
+        /// ed25519, or p256 (ECDSA P-256, needed by OpenSSF model-signing)
+        #[arg(long, default_value = "ed25519")]
+        algorithm: Algorithm,
+        /// Path prefix of the two files
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print a public or private key's fingerprint (SHA-256 of the DER SubjectPublicKeyInfo)
+    Fingerprint {
+        /// PEM key file
+        file: PathBuf,
+    },
+}
+
+/// Reads a public key, or the public half of a private key, from a PEM file.
+///
+/// # Errors
+///
+/// When the file cannot be read or holds no supported key.
+pub fn read_public_key(path: &Path) -> Result<PublicKey> {
+    let pem = std::fs::read_to_string(path)
+        .with_context(|| format!("couldn't read {}", path.display()))?;
+    if pem.contains("PRIVATE KEY") {
+        return Ok(read_private_pem(&pem, path)?.public_key());
+    }
+    PublicKey::from_pem(&pem)
+        .with_context(|| format!("couldn't parse public key {}", path.display()))
+}
+
+/// Reads a private key from a PEM file.
+///
+/// # Errors
+///
+/// When the file cannot be read or holds no supported private key.
+pub fn read_private_key(path: &Path) -> Result<PrivateKey> {
+    let pem = std::fs::read_to_string(path)
+        .with_context(|| format!("couldn't read {}", path.display()))?;
+    read_private_pem(&pem, path)
+}
+
+fn read_private_pem(pem: &str, path: &Path) -> Result<PrivateKey> {
+    PrivateKey::from_pem(pem)
+        .with_context(|| format!("couldn't parse private key {}", path.display()))
+}
+
+#[cfg(unix)]
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .with_context(|| format!("couldn't create {}", path.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("couldn't write {}", path.display()))?;
+    Ok(())
+}
+
+/// Runs a key command.
+///
+/// # Errors
+///
+/// On any I/O or parse failure.
+pub fn run(cmd: KeyCommand, out: &Output) -> Result<()> {
+    match cmd {
+        KeyCommand::Generate {
+            algorithm,
+            out: prefix,
+        } => {
+            let key_path = prefix.with_extension("key");
+            let pub_path = prefix.with_extension("pub");
+            for p in [&key_path, &pub_path] {
+                if p.exists() {
+                    bail!(
+                        "{} already exists; refusing to overwrite a key",
+                        p.display()
+                    );
+                }
+            }
+            let key = PrivateKey::generate(algorithm);
+            write_new(&key_path, key.to_pkcs8_pem().as_bytes(), 0o600)?;
+            write_new(&pub_path, key.public_key().to_pem().as_bytes(), 0o644)?;
+            let fp = key.public_key().fingerprint().to_string();
+            out.print(
+                &serde_json::json!({"private_key": key_path, "public_key": pub_path, "algorithm": algorithm.to_string(), "fingerprint": fp}),
+                || format!("wrote {} and {}\nfingerprint {fp}", key_path.display(), pub_path.display()),
+            );
+        }
+        KeyCommand::Fingerprint { file } => {
+            let key = read_public_key(&file)?;
+            let fp = key.fingerprint().to_string();
+            out.print(
+                &serde_json::json!({"fingerprint": fp, "algorithm": key.algorithm().to_string()}),
+                || fp.clone(),
+            );
+        }
+    }
+    Ok(())
+}

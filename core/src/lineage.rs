@@ -1,0 +1,282 @@
+//! Lineage verification: checks an artifact's chain of attestations, from creator to
+//! deployer, against a [`Policy`] (`spec/policy.md`).
+//!
+//! The walk starts at the target artifact and goes backwards through the policy's
+//! steps: the last step must have an attestation whose subject is the target; each
+//! earlier step must have one whose subject is among the materials of the step after it.
+//! Every attestation used must be signed only by keys the policy allows for its step,
+//! carry the step's build type, and come with a receipt proving it is in the trusted log.
+//! Attestations that fail a check are skipped if another one for the same link passes,
+//! so that anyone logging bogus attestations about an artifact cannot break its chain;
+//! when none passes, the first failure is reported.
+
+use crate::dsse::Envelope;
+use crate::keys::{Fingerprint, PublicKey};
+use crate::policy::{Policy, PolicyStep};
+use crate::receipt::{LogReceipt, ReceiptError};
+use crate::slsa::{statement_materials, Provenance};
+use crate::statement::{Digest, Statement};
+use std::collections::BTreeSet;
+use thiserror::Error;
+
+/// An attestation to check: the signed envelope and its log receipt, if any.
+#[derive(Clone, Debug)]
+pub struct Attestation {
+    /// Where it came from, for messages (a file name, `log entry 12`).
+    pub source: String,
+    /// The signed envelope.
+    pub envelope: Envelope,
+    /// Proof that the log included it.
+    pub receipt: Option<LogReceipt>,
+}
+
+/// The first broken link of a chain.
+#[derive(Debug, Error)]
+pub enum LineageError {
+    /// No attestation for a required step at all.
+    #[error("step {step} missing: no attestation with build type {build_type} has subject {want}")]
+    StepMissing {
+        /// Policy step name.
+        step: String,
+        /// Its build type.
+        build_type: String,
+        /// The digests it should have been about.
+        want: String,
+    },
+    /// Attestations for the step exist, but none is about the artifact the next step used.
+    #[error("digest mismatch at step {step}: the chain needs subject {want}, but {step} attestations are about {found}")]
+    DigestMismatch {
+        /// Policy step name.
+        step: String,
+        /// The digests the chain needs.
+        want: String,
+        /// The subjects found instead.
+        found: String,
+    },
+    /// Signed by a key the policy does not allow for the step.
+    #[error(
+        "unknown signer at step {step}: {source_name} has a signature by no key allowed for {step}"
+    )]
+    UnknownSigner {
+        /// Policy step name.
+        step: String,
+        /// The attestation.
+        source_name: String,
+    },
+    /// No receipt, or a receipt whose proof does not verify.
+    #[error("not in log at step {step}: {source_name}: {reason}")]
+    NotInLog {
+        /// Policy step name.
+        step: String,
+        /// The attestation.
+        source_name: String,
+        /// Why.
+        reason: String,
+    },
+    /// The receipt's checkpoint is not signed by the trusted log key.
+    #[error("inconsistent checkpoint at step {step}: {source_name}: checkpoint is not signed by the trusted log key {log}")]
+    UntrustedCheckpoint {
+        /// Policy step name.
+        step: String,
+        /// The attestation.
+        source_name: String,
+        /// The trusted log's origin.
+        log: String,
+    },
+    /// The envelope's payload is not a valid statement for a step.
+    #[error("invalid attestation at step {step}: {source_name}: {reason}")]
+    Invalid {
+        /// Policy step name.
+        step: String,
+        /// The attestation.
+        source_name: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One verified link of the chain.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct VerifiedLink {
+    /// Policy step name.
+    pub step: String,
+    /// The attestation's source.
+    pub source: String,
+    /// Its index in the log.
+    pub log_index: u64,
+    /// Size of the checkpoint its proof is against.
+    pub tree_size: u64,
+    /// Its subjects.
+    pub subjects: Vec<String>,
+    /// Its materials.
+    pub materials: Vec<String>,
+    /// Fingerprints of its signers.
+    pub signers: Vec<String>,
+}
+
+fn join(d: &BTreeSet<Digest>) -> String {
+    d.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Signers of `envelope` among `allowed`: every signature must verify with one of them.
+fn allowed_signers(envelope: &Envelope, allowed: &[PublicKey]) -> Option<Vec<Fingerprint>> {
+    if envelope.signatures.is_empty() {
+        return None;
+    }
+    let pae = envelope.pae();
+    let mut signers = BTreeSet::new();
+    for sig in &envelope.signatures {
+        let key = allowed.iter().find(|k| k.verify(&pae, &sig.sig).is_ok())?;
+        signers.insert(key.fingerprint());
+    }
+    Some(signers.into_iter().collect())
+}
+
+struct Parsed {
+    subjects: BTreeSet<Digest>,
+    materials: Vec<Digest>,
+}
+
+fn parse(a: &Attestation) -> Option<(Parsed, String)> {
+    let statement = Statement::from_json(&a.envelope.payload).ok()?;
+    let provenance = Provenance::from_statement(&statement).ok()??;
+    let materials = statement_materials(&statement).ok()?;
+    let subjects = statement.subject.iter().flat_map(|s| s.digests()).collect();
+    Some((
+        Parsed {
+            subjects,
+            materials,
+        },
+        provenance.build_definition.build_type,
+    ))
+}
+
+fn check_one(
+    a: &Attestation,
+    step: &PolicyStep,
+    policy: &Policy,
+    parsed: &Parsed,
+) -> Result<VerifiedLink, LineageError> {
+    let Some(signers) = allowed_signers(&a.envelope, &step.signers) else {
+        return Err(LineageError::UnknownSigner {
+            step: step.name.clone(),
+            source_name: a.source.clone(),
+        });
+    };
+    let Some(receipt) = &a.receipt else {
+        return Err(LineageError::NotInLog {
+            step: step.name.clone(),
+            source_name: a.source.clone(),
+            reason: "no log receipt (never submitted?)".into(),
+        });
+    };
+    let (cp, _) = receipt
+        .verify(&a.envelope, &policy.log, signers.first())
+        .map_err(|e| match e {
+            ReceiptError::Checkpoint(_) => LineageError::UntrustedCheckpoint {
+                step: step.name.clone(),
+                source_name: a.source.clone(),
+                log: policy.log.origin().to_string(),
+            },
+            other => LineageError::NotInLog {
+                step: step.name.clone(),
+                source_name: a.source.clone(),
+                reason: other.to_string(),
+            },
+        })?;
+    Ok(VerifiedLink {
+        step: step.name.clone(),
+        source: a.source.clone(),
+        log_index: receipt.log_index,
+        tree_size: cp.tree_size,
+        subjects: parsed.subjects.iter().map(ToString::to_string).collect(),
+        materials: parsed.materials.iter().map(ToString::to_string).collect(),
+        signers: signers.iter().map(ToString::to_string).collect(),
+    })
+}
+
+/// Verifies the chain that produced `target` (the digests naming the final artifact).
+///
+/// # Errors
+///
+/// The first broken link, walking back from the target.
+pub fn verify_chain(
+    target: &[Digest],
+    attestations: &[Attestation],
+    policy: &Policy,
+) -> Result<Vec<VerifiedLink>, LineageError> {
+    let parsed: Vec<Option<(Parsed, String)>> = attestations.iter().map(parse).collect();
+    let mut want: BTreeSet<Digest> = target.iter().cloned().collect();
+    let mut links = Vec::new();
+    for (pos, step) in policy.steps.iter().enumerate().rev() {
+        let of_step: Vec<(usize, &Parsed)> = parsed
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                p.as_ref()
+                    .filter(|(_, bt)| *bt == step.build_type)
+                    .map(|(p, _)| (i, p))
+            })
+            .collect();
+        let matching: Vec<(usize, &Parsed)> = of_step
+            .iter()
+            .copied()
+            .filter(|(_, p)| !p.subjects.is_disjoint(&want))
+            .collect();
+        if matching.is_empty() {
+            if !step.required {
+                continue;
+            }
+            if of_step.is_empty() {
+                return Err(LineageError::StepMissing {
+                    step: step.name.clone(),
+                    build_type: step.build_type.clone(),
+                    want: join(&want),
+                });
+            }
+            let found: BTreeSet<Digest> = of_step
+                .iter()
+                .flat_map(|(_, p)| p.subjects.iter().cloned())
+                .collect();
+            return Err(LineageError::DigestMismatch {
+                step: step.name.clone(),
+                want: join(&want),
+                found: join(&found),
+            });
+        }
+        let mut first_err = None;
+        let mut chosen = None;
+        for (i, p) in &matching {
+            match check_one(&attestations[*i], step, policy, p) {
+                Ok(link) => {
+                    chosen = Some((link, *p));
+                    break;
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        let Some((link, p)) = chosen else {
+            return Err(first_err.unwrap_or_else(|| LineageError::StepMissing {
+                step: step.name.clone(),
+                build_type: step.build_type.clone(),
+                want: join(&want),
+            }));
+        };
+        links.push(link);
+        want = p.materials.iter().cloned().collect();
+        if want.is_empty() && policy.steps[..pos].iter().any(|s| s.required) {
+            return Err(LineageError::StepMissing {
+                step: policy.steps[pos - 1].name.clone(),
+                build_type: policy.steps[pos - 1].build_type.clone(),
+                want: format!("(step {} names no materials)", step.name),
+            });
+        }
+    }
+    links.reverse();
+    Ok(links)
+}

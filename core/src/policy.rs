@@ -1,0 +1,213 @@
+//! Lineage policy files (`spec/policy.md`): which steps an artifact's history must show,
+//! in which order, who may sign each, and which log must have recorded them.
+
+use crate::checkpoint::{CheckpointError, LogVerifier};
+use crate::keys::PublicKey;
+use crate::slsa::Step;
+use serde::Deserialize;
+use thiserror::Error;
+
+/// Why a policy file was rejected.
+#[derive(Debug, Error)]
+pub enum PolicyError {
+    /// Not valid TOML or not the policy shape.
+    #[error("invalid policy file")]
+    Toml(#[source] toml::de::Error),
+    /// The log key does not parse.
+    #[error("invalid log_key")]
+    LogKey(#[source] CheckpointError),
+    /// A step names neither a known step nor a build type.
+    #[error("step {index}: {reason}")]
+    Step {
+        /// Position in the file.
+        index: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No steps at all.
+    #[error("policy lists no steps")]
+    NoSteps,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    log_key: String,
+    #[serde(default)]
+    min_witnesses: usize,
+    #[serde(default)]
+    witnesses: Vec<String>,
+    #[serde(default)]
+    step: Vec<RawStep>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    name: String,
+    #[serde(default)]
+    build_type: Option<String>,
+    signers: Vec<String>,
+    #[serde(default = "yes")]
+    required: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One step the chain must (or may) show.
+#[derive(Clone, Debug)]
+pub struct PolicyStep {
+    /// Name used in messages (`dataset`, `train`, ...).
+    pub name: String,
+    /// The SLSA build type an attestation for this step carries.
+    pub build_type: String,
+    /// The keys allowed to sign this step.
+    pub signers: Vec<PublicKey>,
+    /// Whether the chain fails without this step.
+    pub required: bool,
+}
+
+/// A parsed, validated policy.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// The log that must have recorded every attestation.
+    pub log: LogVerifier,
+    /// Steps from creator to deployer.
+    pub steps: Vec<PolicyStep>,
+    /// Witness cosignatures a checkpoint needs (0: none).
+    pub min_witnesses: usize,
+    /// Trusted witness verifier keys.
+    pub witnesses: Vec<String>,
+}
+
+impl Policy {
+    /// Parses a policy file. A signer is an inline SPKI PEM public key or a name (such as
+    /// a file path) that `resolve_key` turns into a key; core reads no files itself.
+    ///
+    /// # Errors
+    ///
+    /// A [`PolicyError`] naming the field that is wrong.
+    pub fn from_toml(
+        text: &str,
+        mut resolve_key: impl FnMut(&str) -> Result<PublicKey, String>,
+    ) -> Result<Self, PolicyError> {
+        let raw: RawPolicy = toml::from_str(text).map_err(PolicyError::Toml)?;
+        let log = LogVerifier::from_vkey(&raw.log_key).map_err(PolicyError::LogKey)?;
+        if raw.step.is_empty() {
+            return Err(PolicyError::NoSteps);
+        }
+        let mut steps = Vec::with_capacity(raw.step.len());
+        for (index, s) in raw.step.into_iter().enumerate() {
+            let build_type = match (&s.build_type, s.name.parse::<Step>()) {
+                (Some(bt), _) => bt.clone(),
+                (None, Ok(step)) => step.build_type().to_string(),
+                (None, Err(_)) => {
+                    return Err(PolicyError::Step {
+                        index,
+                        reason: format!("{:?} is not a known step; give build_type", s.name),
+                    })
+                }
+            };
+            if s.signers.is_empty() {
+                return Err(PolicyError::Step {
+                    index,
+                    reason: format!("step {:?} allows no signers", s.name),
+                });
+            }
+            let signers = s
+                .signers
+                .iter()
+                .map(|f| {
+                    let key = if f.trim_start().starts_with("-----BEGIN") {
+                        PublicKey::from_pem(f).map_err(|e| e.to_string())
+                    } else {
+                        resolve_key(f)
+                    };
+                    key.map_err(|e| PolicyError::Step {
+                        index,
+                        reason: format!("signer {:?}: {e}", f.chars().take(80).collect::<String>()),
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            steps.push(PolicyStep {
+                name: s.name,
+                build_type,
+                signers,
+                required: s.required,
+            });
+        }
+        Ok(Policy {
+            log,
+            steps,
+            min_witnesses: raw.min_witnesses,
+            witnesses: raw.witnesses,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vkey() -> String {
+        crate::checkpoint::LogSigner::new(
+            "log.example",
+            ed25519_dalek::SigningKey::from_bytes(&[3; 32]),
+        )
+        .unwrap()
+        .verifier_key()
+    }
+
+    fn resolve(name: &str) -> Result<PublicKey, String> {
+        match name {
+            "ab" => {
+                Ok(crate::keys::PrivateKey::generate(crate::keys::Algorithm::Ed25519).public_key())
+            }
+            _ => Err("no such key".into()),
+        }
+    }
+
+    #[test]
+    fn policy_parses_known_and_custom_steps() {
+        let fp = "ab";
+        let text = format!(
+            "log_key = \"{}\"\n[[step]]\nname = \"dataset\"\nsigners = [\"{fp}\"]\n[[step]]\nname = \"distill\"\nbuild_type = \"https://example.com/distill/v1\"\nsigners = [\"{fp}\"]\nrequired = false\n",
+            vkey()
+        );
+        let p = Policy::from_toml(&text, resolve).unwrap();
+        assert_eq!(p.steps[0].build_type, "https://pedigree.dev/ml/dataset/v1");
+        assert_eq!(p.steps[1].build_type, "https://example.com/distill/v1");
+        assert!(!p.steps[1].required);
+    }
+
+    #[test]
+    fn bad_policies_are_rejected() {
+        let fp = "ab";
+        let cases = [
+            String::new(),
+            format!("log_key = \"{}\"\n", vkey()),
+            format!("log_key = \"nope\"\n[[step]]\nname = \"train\"\nsigners = [\"{fp}\"]\n"),
+            format!(
+                "log_key = \"{}\"\n[[step]]\nname = \"brew\"\nsigners = [\"{fp}\"]\n",
+                vkey()
+            ),
+            format!(
+                "log_key = \"{}\"\n[[step]]\nname = \"train\"\nsigners = []\n",
+                vkey()
+            ),
+            format!(
+                "log_key = \"{}\"\n[[step]]\nname = \"train\"\nsigners = [\"xyz\"]\n",
+                vkey()
+            ),
+            format!(
+                "log_key = \"{}\"\nextra = 1\n[[step]]\nname = \"train\"\nsigners = [\"{fp}\"]\n",
+                vkey()
+            ),
+        ];
+        for c in cases {
+            assert!(Policy::from_toml(&c, resolve).is_err(), "{c}");
+        }
+    }
+}
