@@ -39,8 +39,10 @@ pub struct Sequencer {
     tx: mpsc::Sender<Job>,
     /// Milliseconds since `started` of the last finished commit attempt.
     last_progress_ms: Arc<AtomicU64>,
-    /// Submissions queued or in the batch being committed.
+    /// Submissions queued, in the open batch or being committed.
     in_flight: Arc<AtomicU64>,
+    /// Most submissions in flight.
+    queue_size: u64,
     started: Instant,
 }
 
@@ -58,6 +60,7 @@ impl Sequencer {
             tx,
             last_progress_ms: Arc::new(AtomicU64::new(0)),
             in_flight: Arc::new(AtomicU64::new(0)),
+            queue_size: queue_size as u64,
             started: Instant::now(),
         };
         tokio::spawn(run(
@@ -77,14 +80,22 @@ impl Sequencer {
     ///
     /// [`SubmitError::Overloaded`] when the queue is full.
     pub fn submit(&self, entry: Admitted) -> Result<oneshot::Receiver<Committed>, SubmitError> {
+        // The bound covers everything not yet answered: queued, in the open batch, or
+        // being committed. Memory held for submissions is at most `queue_size` entries.
+        if self.in_flight.fetch_add(1, Ordering::SeqCst) >= self.queue_size {
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            return Err(SubmitError::Overloaded);
+        }
         let (reply, rx) = oneshot::channel();
         match self.tx.try_send(Job { entry, reply }) {
-            Ok(()) => {
-                self.in_flight.fetch_add(1, Ordering::Relaxed);
-                Ok(rx)
+            Ok(()) => Ok(rx),
+            Err(e) => {
+                self.in_flight.fetch_sub(1, Ordering::SeqCst);
+                Err(match e {
+                    mpsc::error::TrySendError::Full(_) => SubmitError::Overloaded,
+                    mpsc::error::TrySendError::Closed(_) => SubmitError::Stopped,
+                })
             }
-            Err(mpsc::error::TrySendError::Full(_)) => Err(SubmitError::Overloaded),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(SubmitError::Stopped),
         }
     }
 
@@ -102,7 +113,7 @@ impl Sequencer {
     }
 
     fn progressed(&self, done: u64) {
-        self.in_flight.fetch_sub(done, Ordering::Relaxed);
+        self.in_flight.fetch_sub(done, Ordering::SeqCst);
         self.last_progress_ms
             .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
     }

@@ -339,3 +339,45 @@ fn start_refuses_a_different_origin_for_an_existing_log() {
         "{err}"
     );
 }
+
+#[test]
+fn a_full_queue_answers_503_with_retry_after_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two submissions fit; a batch stays open for 3 s, so the rest find the queue full.
+    let server = Server::start(
+        dir.path(),
+        &["--queue-size", "2", "--batch-wait-ms", "3000"],
+    );
+    let key = Arc::new(PrivateKey::generate(Algorithm::Ed25519));
+    let url = format!("{}{ENTRIES}", server.url);
+    let handles: Vec<_> = (0..6)
+        .map(|i| {
+            let (url, key) = (url.clone(), Arc::clone(&key));
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(if i < 2 {
+                    0
+                } else {
+                    500
+                }));
+                let s = step_statement(
+                    "https://pedigree.dev/ml/train/v1",
+                    &digest(&format!("q{i}")),
+                    &[],
+                );
+                pedigree_tests::post_full(&url, "application/json", &submission(&s, &key))
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let created = results.iter().filter(|r| r.0 == 201).count();
+    let refused: Vec<_> = results.iter().filter(|r| r.0 == 503).collect();
+    assert_eq!(created, 2, "{results:?}");
+    assert_eq!(refused.len(), 4, "{results:?}");
+    for r in refused {
+        assert_eq!(r.1.as_deref(), Some("1"), "Retry-After");
+        assert_eq!(r.2["error"], "overloaded");
+    }
+    // Once the batch is committed the queue has room again.
+    let s = step_statement("https://pedigree.dev/ml/train/v1", &digest("after"), &[]);
+    assert_eq!(post(&url, "application/json", &submission(&s, &key)).0, 201);
+}

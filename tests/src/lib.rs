@@ -170,6 +170,29 @@ pub fn post(url: &str, content_type: &str, body: &[u8]) -> (u16, serde_json::Val
     )
 }
 
+/// POST bytes, returning status, the `Retry-After` header and parsed JSON.
+pub fn post_full(
+    url: &str,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, Option<String>, serde_json::Value) {
+    let resp = match agent()
+        .post(url)
+        .set("Content-Type", content_type)
+        .send_bytes(body)
+    {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => return (0, None, serde_json::Value::String(e.to_string())),
+    };
+    let retry = resp.header("Retry-After").map(str::to_string);
+    let (s, b) = read(resp);
+    (
+        s,
+        retry,
+        serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null),
+    )
+}
+
 /// A request with any method, returning status and parsed JSON.
 pub fn request(method: &str, url: &str) -> (u16, serde_json::Value) {
     let (s, b) = finish(agent().request(method, url).call());
