@@ -479,3 +479,45 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod golden {
+    use super::*;
+
+    /// The worked example of `spec/entry.md` section 2, byte for byte.
+    #[test]
+    fn spec_worked_example_encodes_as_documented() {
+        let record = LeafRecord {
+            envelope_sha256: [0x3c; 32],
+            integrated_time_ms: 1_763_899_200_000,
+            payload_type: IN_TOTO_PAYLOAD_TYPE.to_string(),
+            predicate_type: "https://slsa.dev/provenance/v1".to_string(),
+            signers: vec![Fingerprint([0x9f; 32])],
+            subjects: vec![format!("sha256:{}", "6a".repeat(32)).parse().unwrap()],
+            materials: vec![format!("sha256:{}", "bb".repeat(32)).parse().unwrap()],
+        };
+        let hex = hex::encode(record.encode());
+        let want = concat!(
+            "01",
+            "3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c",
+            "0000019ab095d200",
+            "001c",
+            "6170706c69636174696f6e2f766e642e696e2d746f746f2b6a736f6e",
+            "001e",
+            "68747470733a2f2f736c73612e6465762f70726f76656e616e63652f7631",
+            "01",
+            "9f9f9f9f9f9f9f9f9f9f9f9f9f9f9f9f9f9f9f9f9f9f9f9f9f9f9f9f9f9f9f9f",
+            "0001",
+            "47",
+            "7368613235363a36613661366136613661366136613661366136613661366136613661366136613661366136613661366136613661366136613661366136613661366136613661",
+            "0001",
+            "47",
+            "7368613235363a62626262626262626262626262626262626262626262626262626262626262626262626262626262626262626262626262626262626262626262626262626262",
+        );
+        assert_eq!(hex, want);
+        assert_eq!(
+            hex::encode(record.leaf_hash().0),
+            "ce708afa5aa5f4a7b8b1f299ece21bd0f220901a674688ab75b93d7ca0e7122a"
+        );
+    }
+}
