@@ -5,6 +5,7 @@
 
 mod client;
 mod cmd;
+mod model;
 mod output;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,19 @@ enum Command {
     /// Generate keys and print fingerprints
     #[command(subcommand)]
     Key(cmd::key::KeyCommand),
+    /// Sign a model directory or file (OpenSSF model signing, OMS v1.0)
+    Sign(cmd::oms::SignArgs),
+    /// Verify a model against its OMS signature
+    Verify(cmd::oms::VerifyArgs),
+    /// Print a model's OMS root digest, sha256:<hex>
+    Hash(cmd::oms::HashArgs),
+    /// Record one step of an artifact's life (dataset, train, ...) as signed provenance
+    Attest(cmd::attest::AttestArgs),
+    /// Submit a signed bundle to a log and add the log's receipt to it
+    Submit(cmd::attest::SubmitArgs),
+    /// Show or verify an artifact's lineage from creator to deployer
+    #[command(subcommand)]
+    Lineage(cmd::lineage::LineageCommand),
 }
 
 fn main() {
@@ -32,6 +46,12 @@ fn main() {
     let out = output::Output { json: cli.json };
     let result = match cli.command {
         Command::Key(c) => cmd::key::run(c, &out),
+        Command::Sign(a) => cmd::oms::sign(a, &out),
+        Command::Verify(a) => cmd::oms::verify(a, &out),
+        Command::Hash(a) => cmd::oms::hash(a, &out),
+        Command::Attest(a) => cmd::attest::run(a, &out),
+        Command::Submit(a) => cmd::attest::submit(a, &out),
+        Command::Lineage(c) => cmd::lineage::run(c, &out),
     };
     if let Err(e) = result {
         // One line: the whole context chain.

@@ -161,7 +161,7 @@ fn cap(what: &'static str, count: usize, limit: usize) -> Result<(), EntryError>
     }
 }
 
-/// Checks a submission against the admission rules (`spec/api.md`) and builds its leaf
+/// Checks a submission against the admission rules (`spec/entry.md` section 5) and builds its leaf
 /// record. Counts are checked before any signature is verified, so an oversized request
 /// costs no cryptography.
 ///

@@ -10,12 +10,14 @@
 //! bytes and times in, so the server, the CLI and the monitor all verify with the same
 //! functions and every function here can be tested from data alone.
 
+pub mod bundle;
 pub mod checkpoint;
 pub mod dsse;
 pub mod entry;
 pub mod keys;
 pub mod lineage;
 pub mod merkle;
+pub mod oms;
 pub mod policy;
 pub mod receipt;
 pub mod slsa;

@@ -198,85 +198,144 @@ fn check_one(
     })
 }
 
-/// Verifies the chain that produced `target` (the digests naming the final artifact).
-///
-/// # Errors
-///
-/// The first broken link, walking back from the target.
-pub fn verify_chain(
-    target: &[Digest],
-    attestations: &[Attestation],
-    policy: &Policy,
-) -> Result<Vec<VerifiedLink>, LineageError> {
-    let parsed: Vec<Option<(Parsed, String)>> = attestations.iter().map(parse).collect();
-    let mut want: BTreeSet<Digest> = target.iter().cloned().collect();
-    let mut links = Vec::new();
-    for (pos, step) in policy.steps.iter().enumerate().rev() {
-        let of_step: Vec<(usize, &Parsed)> = parsed
-            .iter()
-            .enumerate()
-            .filter_map(|(i, p)| {
-                p.as_ref()
-                    .filter(|(_, bt)| *bt == step.build_type)
-                    .map(|(p, _)| (i, p))
-            })
+/// Most candidate links tried in one verification, bounding the search when many
+/// attestations are about the same artifacts.
+const MAX_ATTEMPTS: usize = 10_000;
+
+struct Search<'a> {
+    attestations: &'a [Attestation],
+    parsed: Vec<Option<(Parsed, String)>>,
+    policy: &'a Policy,
+    attempts: usize,
+}
+
+impl Search<'_> {
+    /// Verifies steps `..=pos` given that step `pos` must be about one of `want`; returns
+    /// the links in creator-to-deployer order.
+    fn walk(
+        &mut self,
+        pos: usize,
+        want: &BTreeSet<Digest>,
+    ) -> Result<Vec<VerifiedLink>, LineageError> {
+        let step = &self.policy.steps[pos];
+        let of_step: Vec<usize> = (0..self.attestations.len())
+            .filter(|&i| matches!(&self.parsed[i], Some((_, bt)) if *bt == step.build_type))
             .collect();
-        let matching: Vec<(usize, &Parsed)> = of_step
+        let matching: Vec<usize> = of_step
             .iter()
             .copied()
-            .filter(|(_, p)| !p.subjects.is_disjoint(&want))
+            .filter(|&i| {
+                self.parsed[i]
+                    .as_ref()
+                    .is_some_and(|(p, _)| !p.subjects.is_disjoint(want))
+            })
             .collect();
         if matching.is_empty() {
             if !step.required {
-                continue;
+                return if pos == 0 {
+                    Ok(Vec::new())
+                } else {
+                    self.walk(pos - 1, want)
+                };
             }
             if of_step.is_empty() {
                 return Err(LineageError::StepMissing {
                     step: step.name.clone(),
                     build_type: step.build_type.clone(),
-                    want: join(&want),
+                    want: join(want),
                 });
             }
             let found: BTreeSet<Digest> = of_step
                 .iter()
-                .flat_map(|(_, p)| p.subjects.iter().cloned())
+                .filter_map(|&i| self.parsed[i].as_ref())
+                .flat_map(|(p, _)| p.subjects.iter().cloned())
                 .collect();
             return Err(LineageError::DigestMismatch {
                 step: step.name.clone(),
-                want: join(&want),
+                want: join(want),
                 found: join(&found),
             });
         }
         let mut first_err = None;
-        let mut chosen = None;
-        for (i, p) in &matching {
-            match check_one(&attestations[*i], step, policy, p) {
-                Ok(link) => {
-                    chosen = Some((link, *p));
-                    break;
+        for i in matching {
+            self.attempts += 1;
+            if self.attempts > MAX_ATTEMPTS {
+                break;
+            }
+            let Some((parsed, _)) = self.parsed[i].as_ref() else {
+                continue;
+            };
+            let link = match check_one(&self.attestations[i], step, self.policy, parsed) {
+                Ok(link) => link,
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                    continue;
+                }
+            };
+            let materials: BTreeSet<Digest> = parsed.materials.iter().cloned().collect();
+            let earlier_required = self.policy.steps[..pos].iter().any(|s| s.required);
+            let rest = if pos == 0 {
+                Ok(Vec::new())
+            } else if materials.is_empty() && earlier_required {
+                Err(LineageError::StepMissing {
+                    step: self.policy.steps[pos - 1].name.clone(),
+                    build_type: self.policy.steps[pos - 1].build_type.clone(),
+                    want: format!("(step {} names no materials)", step.name),
+                })
+            } else if materials.is_empty() {
+                Ok(Vec::new())
+            } else {
+                self.walk(pos - 1, &materials)
+            };
+            match rest {
+                Ok(mut links) => {
+                    links.push(link);
+                    return Ok(links);
                 }
                 Err(e) => {
                     first_err.get_or_insert(e);
                 }
             }
         }
-        let Some((link, p)) = chosen else {
-            return Err(first_err.unwrap_or_else(|| LineageError::StepMissing {
-                step: step.name.clone(),
-                build_type: step.build_type.clone(),
-                want: join(&want),
-            }));
-        };
-        links.push(link);
-        want = p.materials.iter().cloned().collect();
-        if want.is_empty() && policy.steps[..pos].iter().any(|s| s.required) {
-            return Err(LineageError::StepMissing {
-                step: policy.steps[pos - 1].name.clone(),
-                build_type: policy.steps[pos - 1].build_type.clone(),
-                want: format!("(step {} names no materials)", step.name),
-            });
-        }
+        Err(first_err.unwrap_or_else(|| LineageError::StepMissing {
+            step: step.name.clone(),
+            build_type: step.build_type.clone(),
+            want: join(want),
+        }))
     }
-    links.reverse();
-    Ok(links)
+}
+
+/// Verifies the chain that produced `target` (the digests naming the final artifact).
+///
+/// When several attestations could form a link, each is tried in turn (depth first), so
+/// a chain verifies if any complete path through the policy's steps does.
+///
+/// # Errors
+///
+/// The first broken link found, walking back from the target.
+pub fn verify_chain(
+    target: &[Digest],
+    attestations: &[Attestation],
+    policy: &Policy,
+) -> Result<Vec<VerifiedLink>, LineageError> {
+    let mut search = Search {
+        attestations,
+        parsed: attestations.iter().map(parse).collect(),
+        policy,
+        attempts: 0,
+    };
+    let want: BTreeSet<Digest> = target.iter().cloned().collect();
+    // No attestation at all (online: the log knows nothing about the target): the
+    // artifact is not one that was attested, e.g. a modified file.
+    if let (Some(last), true) = (policy.steps.last(), attestations.is_empty()) {
+        return Err(LineageError::DigestMismatch {
+            step: last.name.clone(),
+            want: join(&want),
+            found: "no attestation about this digest".into(),
+        });
+    }
+    match policy.steps.len() {
+        0 => Ok(Vec::new()),
+        n => search.walk(n - 1, &want),
+    }
 }

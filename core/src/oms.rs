@@ -10,14 +10,17 @@
 //! (`sha256`, `blake2b` or `blake3`), the symlink policy and the ignored paths.
 //!
 //! Producing follows the spec and the reference tool (PyPI `model-signing` 1.1.1)
-//! where they agree. Where they differ, this module writes what the spec says and
-//! reads what either writes:
+//! where they agree. Where they differ, both forms are read, and what is written is
+//! chosen so that the reference tool and spec-conforming verifiers both accept it
+//! wherever possible:
 //!
 //! - the reference writes a shard resource's `algorithm` as `sha256-sharded-300000`
-//!   and `shard_size` as a float (`300000.0`); both are read, `sha256` and an integer
-//!   are written;
-//! - the reference names the one resource of a single-file model `.`; the spec asks
-//!   for the basename, which is written, and `.` is read ([`SINGLE_FILE_NAME`]);
+//!   and `shard_size` as a float (`300000.0`); both are read, the spec's `sha256` and
+//!   an integer are written (the reference CLI cannot verify shards in any case);
+//! - the reference names the one resource of a single-file model `.` and its verifier
+//!   accepts nothing else; the spec asks for the basename. Both are read and `.`
+//!   ([`SINGLE_FILE_NAME`]) is written, since a verifier that rejected it would
+//!   reject every single-file signature the reference tool has made;
 //! - resources are listed in the reference's order (see
 //!   [`ResourceName::canonical_cmp`]); a manifest read is kept in its own order, and its
 //!   root digest is taken in that order, as both the spec and the reference do.
@@ -504,10 +507,8 @@ impl OmsStatement {
         })?;
         let predicate = as_object(&predicate, "predicate")?;
         let serialization = parse_serialization(field(predicate, "predicate", "serialization")?)?;
-        let resources = parse_resources(
-            field(predicate, "predicate", "resources")?,
-            &serialization,
-        )?;
+        let resources =
+            parse_resources(field(predicate, "predicate", "resources")?, &serialization)?;
         let manifest = Manifest {
             serialization,
             resources,
@@ -626,7 +627,10 @@ fn parse_shard_size(value: &Value) -> Result<u64, OmsError> {
     Ok(size)
 }
 
-fn parse_resources(value: &Value, serialization: &Serialization) -> Result<Vec<Resource>, OmsError> {
+fn parse_resources(
+    value: &Value,
+    serialization: &Serialization,
+) -> Result<Vec<Resource>, OmsError> {
     let list = value
         .as_array()
         .ok_or_else(|| type_error(value, "predicate.resources", "array"))?;
@@ -641,13 +645,14 @@ fn parse_resources(value: &Value, serialization: &Serialization) -> Result<Vec<R
             let at = format!("predicate.resources[{index}]");
             let object = as_object(item, &at)?;
             let name_text = as_str(field(object, &at, "name")?, &format!("{at}.name"))?;
-            let name = ResourceName::parse(name_text, sharded_name.is_some()).map_err(|source| {
-                OmsError::ResourceName {
-                    index,
-                    name: name_text.to_owned(),
-                    source,
-                }
-            })?;
+            let name =
+                ResourceName::parse(name_text, sharded_name.is_some()).map_err(|source| {
+                    OmsError::ResourceName {
+                        index,
+                        name: name_text.to_owned(),
+                        source,
+                    }
+                })?;
             let algorithm = as_str(field(object, &at, "algorithm")?, &format!("{at}.algorithm"))?;
             if algorithm != hash.name() && Some(algorithm) != sharded_name.as_deref() {
                 return Err(OmsError::Algorithm {
@@ -657,7 +662,9 @@ fn parse_resources(value: &Value, serialization: &Serialization) -> Result<Vec<R
                 });
             }
             let digest = as_str(field(object, &at, "digest")?, &format!("{at}.digest"))?;
-            let lowercase_hex = digest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            let lowercase_hex = digest
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
             let digest = hex::decode(digest)
                 .ok()
                 .filter(|_| lowercase_hex)

@@ -27,6 +27,11 @@ pub enum PolicyError {
     /// No steps at all.
     #[error("policy lists no steps")]
     NoSteps,
+    /// The policy asks for witness cosignatures, which this verifier cannot check yet.
+    #[error(
+        "min_witnesses = {0} needs witness cosignature checks, which this version does not support"
+    )]
+    WitnessesUnsupported(usize),
 }
 
 #[derive(Deserialize)]
@@ -97,6 +102,10 @@ impl Policy {
         let log = LogVerifier::from_vkey(&raw.log_key).map_err(PolicyError::LogKey)?;
         if raw.step.is_empty() {
             return Err(PolicyError::NoSteps);
+        }
+        // Fail closed: a policy that relies on witnesses must not pass unwitnessed.
+        if raw.min_witnesses > 0 {
+            return Err(PolicyError::WitnessesUnsupported(raw.min_witnesses));
         }
         let mut steps = Vec::with_capacity(raw.step.len());
         for (index, s) in raw.step.into_iter().enumerate() {

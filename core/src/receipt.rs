@@ -100,6 +100,17 @@ fn b64(v: &Value, path: &[&str]) -> Result<Vec<u8>, ReceiptError> {
         })
 }
 
+/// The key id of the checkpoint's signature by its origin (its first line), unverified.
+fn log_key_id(note: &str) -> Option<u32> {
+    let origin = note.lines().next()?;
+    let (_, signatures) = note.split_once("\n\n")?;
+    signatures
+        .lines()
+        .filter_map(|line| signed_note::Signature::from_bytes(line.as_bytes()).ok())
+        .find(|sig| sig.name() == origin)
+        .map(|sig| sig.id())
+}
+
 impl LogReceipt {
     /// Verifies that this receipt proves `envelope` is in the log of `log`: the
     /// checkpoint is signed by the log key, the leaf record names this envelope (and,
@@ -149,15 +160,15 @@ impl LogReceipt {
         Ok((cp, record))
     }
 
-    /// The receipt as a Sigstore bundle v0.3 `tlogEntries` item.
-    pub fn to_tlog_entry(&self, log: &LogVerifier) -> Value {
+    /// The receipt as a Sigstore bundle v0.3 `tlogEntries` item. `logId.keyId` is the
+    /// note key id of the log's signature on the checkpoint (omitted if there is none).
+    pub fn to_tlog_entry(&self) -> Value {
         let root = crate::checkpoint::root_from_note(&self.checkpoint).unwrap_or_default();
         let integrated = LeafRecord::decode(&self.leaf)
             .map(|r| r.integrated_time_ms / 1000)
             .unwrap_or(0);
-        json!({
+        let mut entry = json!({
             "logIndex": self.log_index.to_string(),
-            "logId": {"keyId": STANDARD.encode(log.key_id().to_be_bytes())},
             "kindVersion": {"kind": RECEIPT_KIND, "version": "1"},
             "integratedTime": integrated.to_string(),
             "inclusionProof": {
@@ -168,7 +179,11 @@ impl LogReceipt {
                 "checkpoint": {"envelope": self.checkpoint},
             },
             "canonicalizedBody": STANDARD.encode(&self.leaf),
-        })
+        });
+        if let Some(id) = log_key_id(&self.checkpoint) {
+            entry["logId"] = json!({"keyId": STANDARD.encode(id.to_be_bytes())});
+        }
+        entry
     }
 
     /// Reads a receipt from a Sigstore bundle `tlogEntries` item; `None` when the item is
@@ -264,7 +279,11 @@ mod tests {
         let r = receipt_for(&log, &key, &a, &b);
         let fp = key.public_key().fingerprint();
         r.verify(&b, &log.verifier(), Some(&fp)).unwrap();
-        let entry = r.to_tlog_entry(&log.verifier());
+        let entry = r.to_tlog_entry();
+        assert_eq!(
+            entry["logId"]["keyId"],
+            STANDARD.encode(log.verifier().key_id().to_be_bytes())
+        );
         let back = LogReceipt::from_tlog_entry(&entry).unwrap().unwrap();
         assert_eq!(back, r);
         assert!(

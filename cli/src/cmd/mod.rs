@@ -1,3 +1,6 @@
 //! One module per command group.
 
+pub mod attest;
 pub mod key;
+pub mod lineage;
+pub mod oms;

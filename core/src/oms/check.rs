@@ -79,14 +79,20 @@ impl Manifest {
     ///
     /// Every missing file, every unsigned file (unless `ignore_unsigned`) and every
     /// sharded file whose size differs from the signed one, sorted.
-    pub fn plan(&self, files: &[LocalFile], ignore_unsigned: bool) -> Result<Vec<Unit>, Vec<Mismatch>> {
+    pub fn plan(
+        &self,
+        files: &[LocalFile],
+        ignore_unsigned: bool,
+    ) -> Result<Vec<Unit>, Vec<Mismatch>> {
         let mut expected: BTreeMap<&str, Vec<&Resource>> = BTreeMap::new();
         for resource in &self.resources {
-            expected.entry(&resource.name.path).or_default().push(resource);
+            expected
+                .entry(&resource.name.path)
+                .or_default()
+                .push(resource);
         }
-        let single_file_alias = files.len() == 1
-            && expected.len() == 1
-            && expected.contains_key(SINGLE_FILE_NAME);
+        let single_file_alias =
+            files.len() == 1 && expected.len() == 1 && expected.contains_key(SINGLE_FILE_NAME);
         let sharded = matches!(self.serialization.method, Method::Shards { .. });
 
         let mut units = Vec::new();
@@ -98,7 +104,9 @@ impl Manifest {
                 file.path.as_str()
             };
             let Some(resources) = expected.remove(key) else {
-                if !ignore_unsigned && !(sharded && file.size_bytes == 0) {
+                // Under the shards method an empty file has no resources to list.
+                let listable = !(sharded && file.size_bytes == 0);
+                if listable && !ignore_unsigned {
                     mismatches.push(Mismatch::Unsigned {
                         path: file.path.clone(),
                     });
@@ -142,8 +150,10 @@ impl Manifest {
     ///
     /// Returns the differences in manifest order; empty when the model matches.
     pub fn compare(&self, computed: &[(ResourceName, Vec<u8>)]) -> Vec<Mismatch> {
-        let computed: HashMap<&ResourceName, &Vec<u8>> =
-            computed.iter().map(|(name, digest)| (name, digest)).collect();
+        let computed: HashMap<&ResourceName, &Vec<u8>> = computed
+            .iter()
+            .map(|(name, digest)| (name, digest))
+            .collect();
         self.resources
             .iter()
             .filter_map(|resource| match computed.get(&resource.name) {

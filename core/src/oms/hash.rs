@@ -71,9 +71,7 @@ impl FromStr for HashAlgorithm {
             "sha256" => Ok(HashAlgorithm::Sha256),
             "blake2b" | "blake2" => Ok(HashAlgorithm::Blake2b),
             "blake3" => Ok(HashAlgorithm::Blake3),
-            _ => Err(UnknownHashError {
-                name: s.to_owned(),
-            }),
+            _ => Err(UnknownHashError { name: s.to_owned() }),
         }
     }
 }

@@ -8,7 +8,8 @@ use std::fmt;
 use thiserror::Error;
 
 /// The name the reference tool (model-signing 1.1.1) gives the one resource of a
-/// single-file model. The spec asks for the file's basename; verifiers accept both.
+/// single-file model, and the only one its verifier accepts. The spec asks for the
+/// file's basename; [`crate::oms::Manifest::plan`] accepts both.
 pub const SINGLE_FILE_NAME: &str = ".";
 
 /// A shard: the bytes `start..end` of a file, `start` included, `end` excluded.
@@ -280,7 +281,12 @@ mod tests {
             ("w:5:5", NameError::EmptyRange { start: 5, end: 5 }),
             ("w:6:5", NameError::EmptyRange { start: 6, end: 5 }),
             (":0:5", NameError::Empty),
-            ("../w:0:5", NameError::NotCanonical { component: "..".into() }),
+            (
+                "../w:0:5",
+                NameError::NotCanonical {
+                    component: "..".into(),
+                },
+            ),
         ];
         for (text, expected) in cases {
             assert_eq!(ResourceName::parse(text, true), Err(expected), "{text}");
@@ -301,9 +307,24 @@ mod tests {
             ("", NameError::Empty),
             ("/etc/passwd", NameError::Absolute),
             ("dir/", NameError::TrailingSlash),
-            ("a//b", NameError::NotCanonical { component: String::new() }),
-            ("./a", NameError::NotCanonical { component: ".".into() }),
-            ("a/../../b", NameError::NotCanonical { component: "..".into() }),
+            (
+                "a//b",
+                NameError::NotCanonical {
+                    component: String::new(),
+                },
+            ),
+            (
+                "./a",
+                NameError::NotCanonical {
+                    component: ".".into(),
+                },
+            ),
+            (
+                "a/../../b",
+                NameError::NotCanonical {
+                    component: "..".into(),
+                },
+            ),
             ("a\0b", NameError::Nul),
         ];
         for (text, expected) in cases {
@@ -313,7 +334,7 @@ mod tests {
 
     #[test]
     fn canonical_order_is_by_component_then_numeric_offsets() {
-        let mut names = vec![
+        let mut names = [
             ResourceName::file("a.b"),
             ResourceName::file("a/b"),
             ResourceName::file("B"),
@@ -323,11 +344,19 @@ mod tests {
         let names: Vec<_> = names.iter().map(ToString::to_string).collect();
         assert_eq!(names, ["B", "a", "a/b", "a.b"]);
 
-        let mut shards = vec![shard("w", 1000, 1100), shard("w", 900, 1000), shard("w", 0, 900)];
+        let mut shards = [
+            shard("w", 1000, 1100),
+            shard("w", 900, 1000),
+            shard("w", 0, 900),
+        ];
         shards.sort_by(ResourceName::canonical_cmp);
         assert_eq!(
             shards,
-            [shard("w", 0, 900), shard("w", 900, 1000), shard("w", 1000, 1100)]
+            [
+                shard("w", 0, 900),
+                shard("w", 900, 1000),
+                shard("w", 1000, 1100)
+            ]
         );
     }
 
@@ -353,7 +382,12 @@ mod tests {
     #[test]
     fn shard_ranges_cover_the_file() {
         let ranges: Vec<_> = shard_ranges(1_048_576, 300_000).collect();
-        let expected = [(0, 300_000), (300_000, 600_000), (600_000, 900_000), (900_000, 1_048_576)];
+        let expected = [
+            (0, 300_000),
+            (300_000, 600_000),
+            (600_000, 900_000),
+            (900_000, 1_048_576),
+        ];
         assert_eq!(ranges.len(), expected.len());
         for (r, (start, end)) in ranges.iter().zip(expected) {
             assert_eq!((r.start, r.end), (start, end));

@@ -1,0 +1,317 @@
+//! `pedigree lineage show` and `pedigree lineage verify`.
+
+use crate::cmd::attest::resolve_artifact;
+use crate::cmd::key::read_public_key;
+use crate::output::Output;
+use anyhow::{anyhow, bail, Context as _, Result};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use clap::{Args, Subcommand};
+use pedigree_core::bundle::Bundle;
+use pedigree_core::checkpoint::SignedCheckpoint;
+use pedigree_core::dsse::Envelope;
+use pedigree_core::lineage::{verify_chain, Attestation};
+use pedigree_core::merkle;
+use pedigree_core::policy::Policy;
+use pedigree_core::receipt::LogReceipt;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Lineage commands.
+#[derive(Subcommand, Debug)]
+pub enum LineageCommand {
+    /// Print the attestations upstream of an artifact, as the log knows them
+    Show {
+        /// A digest (sha256:<hex>), a file or a model directory
+        artifact: String,
+        /// Pedigree log URL
+        #[arg(long)]
+        log: String,
+        /// How many steps to follow
+        #[arg(long, default_value_t = 16)]
+        depth: u64,
+    },
+    /// Verify the chain from creator to deployer against a policy
+    Verify(VerifyArgs),
+}
+
+/// Arguments of `pedigree lineage verify`.
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// A digest (sha256:<hex>), a file or a model directory
+    pub artifact: String,
+    /// Policy file (TOML, spec/policy.md)
+    #[arg(long)]
+    pub policy: PathBuf,
+    /// Fetch attestations and proofs from this log
+    #[arg(long, conflicts_with = "bundles", required_unless_present = "bundles")]
+    pub log: Option<String>,
+    /// Verify offline from a directory of bundles
+    #[arg(long)]
+    pub bundles: Option<PathBuf>,
+}
+
+/// Runs a lineage command.
+///
+/// # Errors
+///
+/// On any failed check or unreadable input.
+pub fn run(cmd: LineageCommand, out: &Output) -> Result<()> {
+    match cmd {
+        LineageCommand::Show {
+            artifact,
+            log,
+            depth,
+        } => show(&artifact, &log, depth, out),
+        LineageCommand::Verify(args) => verify(&args, out),
+    }
+}
+
+fn show(artifact: &str, log: &str, depth: u64, out: &Output) -> Result<()> {
+    let (_, digest) = resolve_artifact(artifact)?;
+    let graph = crate::client::get_json(
+        log,
+        &format!("/api/v1/lineage/{digest}?direction=upstream&depth={depth}"),
+    )?;
+    out.print(&graph, || {
+        let mut text = format!("{digest}\n");
+        let entries: BTreeMap<u64, &Value> = graph["entries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| Some((e["log_index"].as_u64()?, e)))
+            .collect();
+        print_tree(
+            &graph,
+            &entries,
+            &digest.to_string(),
+            1,
+            &mut text,
+            &mut Vec::new(),
+        );
+        text.trim_end().to_string()
+    });
+    Ok(())
+}
+
+fn print_tree(
+    graph: &Value,
+    entries: &BTreeMap<u64, &Value>,
+    node: &str,
+    level: usize,
+    text: &mut String,
+    seen: &mut Vec<String>,
+) {
+    if seen.iter().any(|s| s == node) {
+        return;
+    }
+    seen.push(node.to_string());
+    // Attestations that created this node from nothing logged (e.g. a dataset).
+    for e in entries.values() {
+        let about_node = e["subjects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s.as_str() == Some(node));
+        let no_materials = e["materials"].as_array().is_none_or(|m| m.is_empty());
+        if about_node && no_materials {
+            let step = e["step"].as_str().unwrap_or("attestation");
+            let index = e["log_index"].as_u64().unwrap_or_default();
+            text.push_str(&format!("{}= {step} #{index}\n", "  ".repeat(level)));
+        }
+    }
+    for edge in graph["edges"].as_array().into_iter().flatten() {
+        if edge["to"].as_str() != Some(node) {
+            continue;
+        }
+        let from = edge["from"].as_str().unwrap_or_default();
+        let via: Vec<String> = edge["entries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_u64)
+            .map(|i| {
+                let step = entries
+                    .get(&i)
+                    .and_then(|e| e["step"].as_str())
+                    .unwrap_or("attestation");
+                format!("{step} #{i}")
+            })
+            .collect();
+        text.push_str(&format!(
+            "{}<- {from} ({})\n",
+            "  ".repeat(level),
+            via.join(", ")
+        ));
+        print_tree(graph, entries, from, level + 1, text, seen);
+    }
+    seen.pop();
+}
+
+fn load_policy(path: &Path) -> Result<Policy> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("couldn't read policy {}", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    Policy::from_toml(&text, |name| {
+        read_public_key(&base.join(name)).map_err(|e| format!("{e:#}"))
+    })
+    .with_context(|| format!("couldn't load policy {}", path.display()))
+}
+
+/// Reads every `*.json` bundle in `dir`.
+fn bundles_in(dir: &Path) -> Result<Vec<Attestation>> {
+    let mut out = Vec::new();
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("couldn't read bundle directory {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("couldn't read {}", path.display()))?;
+        let bundle = Bundle::from_json(&bytes)
+            .with_context(|| format!("couldn't parse bundle {}", path.display()))?;
+        out.push(Attestation {
+            source: path.display().to_string(),
+            envelope: bundle.envelope,
+            receipt: bundle.receipts.into_iter().next(),
+        });
+    }
+    Ok(out)
+}
+
+fn hash32(v: &Value) -> Result<[u8; 32]> {
+    let bytes = hex::decode(v.as_str().ok_or_else(|| anyhow!("hash is not text"))?)?;
+    <[u8; 32]>::try_from(bytes).map_err(|_| anyhow!("hash is not 32 bytes"))
+}
+
+/// Fetches the attestations upstream of `digest` from the log, each with a receipt
+/// built from the log's answer (verified later against the policy's log key).
+fn from_log(log: &str, digest: &str) -> Result<Vec<Attestation>> {
+    let graph = crate::client::get_json(
+        log,
+        &format!("/api/v1/lineage/{digest}?direction=upstream&depth=64"),
+    )?;
+    let mut out = Vec::new();
+    for e in graph["entries"].as_array().into_iter().flatten() {
+        let index = e["log_index"]
+            .as_u64()
+            .ok_or_else(|| anyhow!("lineage entry without index"))?;
+        let entry = crate::client::get_json(log, &format!("/api/v1/entries/{index}"))?;
+        let envelope = Envelope::from_json(entry["envelope"].to_string().as_bytes())
+            .with_context(|| format!("log entry {index} has an invalid envelope"))?;
+        let proof = &entry["inclusion_proof"];
+        let receipt = LogReceipt {
+            log_index: index,
+            leaf: STANDARD
+                .decode(entry["leaf"].as_str().unwrap_or_default())
+                .context("entry has no leaf")?,
+            tree_size: proof["tree_size"]
+                .as_u64()
+                .ok_or_else(|| anyhow!("entry proof has no tree_size"))?,
+            hashes: proof["hashes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(hash32)
+                .collect::<Result<_>>()?,
+            checkpoint: entry["checkpoint"].as_str().unwrap_or_default().to_string(),
+        };
+        out.push(Attestation {
+            source: format!("log entry {index}"),
+            envelope,
+            receipt: Some(receipt),
+        });
+    }
+    Ok(out)
+}
+
+/// Checks that every checkpoint the receipts used is consistent with the log's latest
+/// one: a log showing different histories to different readers is caught here.
+fn check_consistency(log: &str, policy: &Policy, checkpoints: &[SignedCheckpoint]) -> Result<()> {
+    let latest_note = crate::client::get_bytes(log, "/checkpoint")?;
+    let latest = policy
+        .log
+        .verify(&latest_note)
+        .map_err(|e| anyhow!("inconsistent checkpoint: the log's latest checkpoint is not signed by the trusted key: {e}"))?;
+    for cp in checkpoints {
+        if cp.tree_size > latest.tree_size {
+            bail!(
+                "inconsistent checkpoint: a receipt's tree size {} exceeds the latest {}",
+                cp.tree_size,
+                latest.tree_size
+            );
+        }
+        if cp.tree_size == 0 {
+            continue;
+        }
+        let proof = crate::client::get_json(
+            log,
+            &format!(
+                "/api/v1/proof/consistency?from={}&to={}",
+                cp.tree_size, latest.tree_size
+            ),
+        )?;
+        let hashes: Vec<[u8; 32]> = proof["hashes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(hash32)
+            .collect::<Result<_>>()?;
+        merkle::verify_consistency(
+            cp.tree_size,
+            latest.tree_size,
+            &hashes,
+            &cp.root_hash.0,
+            &latest.root_hash.0,
+        )
+        .map_err(|e| {
+            anyhow!(
+                "inconsistent checkpoint: tree size {} is not a prefix of {}: {e}",
+                cp.tree_size,
+                latest.tree_size
+            )
+        })?;
+    }
+    Ok(())
+}
+
+fn verify(args: &VerifyArgs, out: &Output) -> Result<()> {
+    let policy = load_policy(&args.policy)?;
+    let (_, digest) = resolve_artifact(&args.artifact)?;
+    let attestations = match (&args.log, &args.bundles) {
+        (Some(log), _) => from_log(log, &digest.to_string())?,
+        (None, Some(dir)) => bundles_in(dir)?,
+        (None, None) => bail!("give --log URL or --bundles DIR"),
+    };
+    let links = verify_chain(std::slice::from_ref(&digest), &attestations, &policy)
+        .map_err(|e| anyhow!("lineage verification failed: {e}"))?;
+    if let Some(log) = &args.log {
+        let cps: Vec<SignedCheckpoint> = links
+            .iter()
+            .filter_map(|l| attestations.iter().find(|a| a.source == l.source))
+            .filter_map(|a| a.receipt.as_ref())
+            .filter_map(|r| policy.log.verify(r.checkpoint.as_bytes()).ok())
+            .collect();
+        check_consistency(log, &policy, &cps).context("lineage verification failed")?;
+    }
+    out.print(
+        &serde_json::json!({"verified": true, "artifact": digest.to_string(), "chain": links}),
+        || {
+            let mut text = format!("verified lineage of {digest}\n");
+            for l in &links {
+                text.push_str(&format!(
+                    "  {:<9} log index {:<6} {} <- [{}]\n",
+                    l.step,
+                    l.log_index,
+                    l.subjects.join(", "),
+                    l.materials.join(", ")
+                ));
+            }
+            text.trim_end().to_string()
+        },
+    );
+    Ok(())
+}
