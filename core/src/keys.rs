@@ -123,9 +123,13 @@ pub enum KeyError {
     /// An Ed25519 public key of small order, under which forged signatures can verify.
     #[error("ed25519 public key has small order")]
     WeakKey,
-    /// A PKCS#8 `ENCRYPTED PRIVATE KEY` or a legacy encrypted SEC1 key.
-    #[error("passphrase-protected private keys are not supported here")]
+    /// A PKCS#8 `ENCRYPTED PRIVATE KEY` (read it with a passphrase) or a legacy
+    /// encrypted SEC1 key (not supported).
+    #[error("private key is passphrase-protected")]
     Encrypted,
+    /// The passphrase does not decrypt the key, or the encryption scheme is unsupported.
+    #[error("couldn't decrypt the private key: wrong passphrase or unsupported encryption")]
+    Decrypt,
 }
 
 /// Why a signature did not verify.

@@ -17,6 +17,9 @@ pub enum KeyCommand {
         /// Path prefix of the two files
         #[arg(long)]
         out: PathBuf,
+        /// Encrypt the private key with the passphrase in $PEDIGREE_PASSPHRASE
+        #[arg(long)]
+        encrypt: bool,
     },
     /// Print a public or private key's fingerprint (SHA-256 of the DER SubjectPublicKeyInfo)
     Fingerprint {
@@ -51,9 +54,26 @@ pub fn read_private_key(path: &Path) -> Result<PrivateKey> {
     read_private_pem(&pem, path)
 }
 
+/// Environment variable holding the passphrase of encrypted private keys (kept out of
+/// argv, which other users can read).
+const PASSPHRASE_ENV: &str = "PEDIGREE_PASSPHRASE";
+
+fn passphrase(path: &Path) -> Result<String> {
+    std::env::var(PASSPHRASE_ENV).map_err(|_| {
+        anyhow::anyhow!(
+            "{} is passphrase-protected: set {PASSPHRASE_ENV}",
+            path.display()
+        )
+    })
+}
+
 fn read_private_pem(pem: &str, path: &Path) -> Result<PrivateKey> {
-    PrivateKey::from_pem(pem)
-        .with_context(|| format!("couldn't parse private key {}", path.display()))
+    let key = if pem.contains("ENCRYPTED PRIVATE KEY") {
+        PrivateKey::from_pem_with_passphrase(pem, passphrase(path)?.as_bytes())
+    } else {
+        PrivateKey::from_pem(pem)
+    };
+    key.with_context(|| format!("couldn't read private key {}", path.display()))
 }
 
 #[cfg(unix)]
@@ -81,6 +101,7 @@ pub fn run(cmd: KeyCommand, out: &Output) -> Result<()> {
         KeyCommand::Generate {
             algorithm,
             out: prefix,
+            encrypt,
         } => {
             let key_path = prefix.with_extension("key");
             let pub_path = prefix.with_extension("pub");
@@ -93,7 +114,16 @@ pub fn run(cmd: KeyCommand, out: &Output) -> Result<()> {
                 }
             }
             let key = PrivateKey::generate(algorithm);
-            write_new(&key_path, key.to_pkcs8_pem().as_bytes(), 0o600)?;
+            let pem = if encrypt {
+                let pass = passphrase(&key_path)?;
+                if pass.is_empty() {
+                    bail!("{PASSPHRASE_ENV} is empty");
+                }
+                key.to_encrypted_pem(pass.as_bytes())
+            } else {
+                key.to_pkcs8_pem()
+            };
+            write_new(&key_path, pem.as_bytes(), 0o600)?;
             write_new(&pub_path, key.public_key().to_pem().as_bytes(), 0o644)?;
             let fp = key.public_key().fingerprint().to_string();
             out.print(

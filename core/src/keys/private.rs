@@ -89,6 +89,41 @@ impl PrivateKey {
         }
     }
 
+    /// Reads a key like [`PrivateKey::from_pem`], decrypting a PKCS#8
+    /// `ENCRYPTED PRIVATE KEY` block (PBES2 with PBKDF2 or scrypt and AES-CBC, as
+    /// `openssl pkcs8 -topk8 -v2 aes-256-cbc` and [`PrivateKey::to_encrypted_pem`]
+    /// write) with `passphrase`. Unencrypted keys are read as they are.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::Decrypt`] for a wrong passphrase, and the errors of `from_pem`.
+    pub fn from_pem_with_passphrase(pem: &str, passphrase: &[u8]) -> Result<Self, KeyError> {
+        let trimmed = pem.trim();
+        let label = pkcs8::der::pem::decode_label(trimmed.as_bytes()).map_err(pem_error)?;
+        if label != ENCRYPTED_PKCS8_LABEL {
+            return Self::from_pem(pem);
+        }
+        let (_, der) = decode_pem(trimmed)?;
+        let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice()).map_err(malformed)?;
+        let plain = info.decrypt(passphrase).map_err(|_| KeyError::Decrypt)?;
+        Self::from_pkcs8_der(plain.as_bytes())
+    }
+
+    /// The key as an encrypted PKCS#8 `ENCRYPTED PRIVATE KEY` PEM block (PBES2: scrypt
+    /// and AES-256-CBC, readable by `openssl pkey`).
+    pub fn to_encrypted_pem(&self, passphrase: &[u8]) -> String {
+        let plain = Zeroizing::new(self.to_pkcs8_pem());
+        let (_, der) = decode_pem(&plain).expect("our own pkcs#8 pem decodes");
+        let info = PrivateKeyInfo::try_from(der.as_slice()).expect("our own pkcs#8 parses");
+        let doc = info
+            .encrypt(OsRng, passphrase)
+            .expect("encrypting a valid key with fresh randomness succeeds");
+        doc.to_pem(ENCRYPTED_PKCS8_LABEL, LineEnding::LF)
+            .expect("an encrypted key encodes as pem")
+            .as_str()
+            .to_owned()
+    }
+
     fn from_pkcs8_der(der: &[u8]) -> Result<Self, KeyError> {
         let info = PrivateKeyInfo::try_from(der).map_err(malformed)?;
         let oid = info.algorithm.oid;
@@ -430,5 +465,36 @@ wrCMd0absq4FLyvVSR4=
         let p256 = PrivateKey::from_pem(OPENSSL_P256_KEY).unwrap();
         assert!(ed.as_ed25519().is_some() && ed.public_key().as_ed25519().is_some());
         assert!(p256.as_ed25519().is_none() && p256.public_key().as_ed25519().is_none());
+    }
+
+    /// Made with `openssl pkcs8 -topk8 -v2 aes-256-cbc -passout pass:correct-horse`.
+    const OPENSSL_ENCRYPTED_ED25519: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIGbMFcGCSqGSIb3DQEFDTBKMCkGCSqGSIb3DQEFDDAcBAgqL/ig9el/ZQICCAAw\nDAYIKoZIhvcNAgkFADAdBglghkgBZQMEASoEEEFl1VbRn0NCccOCd88EXL4EQANy\nAzf0wc4hNRvD0CkUdtouu2jF+BEKhwg/yY5g2P+PkkgqI3iP/80IOHctOxF5e7G3\nfQfh2B5C/N5c+GGpQLI=\n-----END ENCRYPTED PRIVATE KEY-----\n";
+    const OPENSSL_ENCRYPTED_ED25519_PUB: &str = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAtwJ3rB4XWIk5pBECS3HWx5Ye+s1gcq+bss7kTHz7xko=\n-----END PUBLIC KEY-----\n";
+
+    #[test]
+    fn openssl_encrypted_key_decrypts_with_its_passphrase_only() {
+        let key = PrivateKey::from_pem_with_passphrase(OPENSSL_ENCRYPTED_ED25519, b"correct-horse")
+            .unwrap();
+        assert_eq!(key.public_key().to_pem(), OPENSSL_ENCRYPTED_ED25519_PUB);
+        assert!(matches!(
+            PrivateKey::from_pem_with_passphrase(OPENSSL_ENCRYPTED_ED25519, b"wrong"),
+            Err(KeyError::Decrypt)
+        ));
+        assert!(matches!(
+            PrivateKey::from_pem(OPENSSL_ENCRYPTED_ED25519),
+            Err(KeyError::Encrypted)
+        ));
+    }
+
+    #[test]
+    fn encrypted_keys_round_trip_for_both_algorithms() {
+        for alg in [Algorithm::Ed25519, Algorithm::EcdsaP256Sha256] {
+            let key = PrivateKey::generate(alg);
+            let pem = key.to_encrypted_pem(b"s3cret");
+            assert!(pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+            let back = PrivateKey::from_pem_with_passphrase(&pem, b"s3cret").unwrap();
+            assert_eq!(back.public_key(), key.public_key());
+            assert!(PrivateKey::from_pem_with_passphrase(&pem, b"other").is_err());
+        }
     }
 }
