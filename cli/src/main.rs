@@ -39,6 +39,8 @@ enum Command {
     /// Show or verify an artifact's lineage from creator to deployer
     #[command(subcommand)]
     Lineage(cmd::lineage::LineageCommand),
+    /// Audit a log: verify its checkpoints and every entry, alert on watched keys and subjects
+    Monitor(cmd::monitor::MonitorArgs),
 }
 
 fn main() {
@@ -52,6 +54,7 @@ fn main() {
         Command::Attest(a) => cmd::attest::run(a, &out),
         Command::Submit(a) => cmd::attest::submit(a, &out),
         Command::Lineage(c) => cmd::lineage::run(c, &out),
+        Command::Monitor(a) => cmd::monitor::run(a, &out),
     };
     if let Err(e) = result {
         // One line: the whole context chain.

@@ -51,6 +51,14 @@ pub struct ServeArgs {
     /// Most materials per statement [default: 256]
     #[arg(long, env = "PEDIGREE_MAX_MATERIALS")]
     pub max_materials: Option<usize>,
+    /// Longest a client may take to send a request's headers, and then its body, in
+    /// milliseconds; slower requests get 408 and their connection is closed [default: 10000]
+    #[arg(long, env = "PEDIGREE_CLIENT_TIMEOUT_MS")]
+    pub client_timeout_ms: Option<u64>,
+    /// How long an idle connection is kept open for another request, in milliseconds;
+    /// 0 closes every connection after one response [default: 0]
+    #[arg(long, env = "PEDIGREE_KEEP_ALIVE_MS")]
+    pub keep_alive_ms: Option<u64>,
 }
 
 /// The settings a config file may hold.
@@ -69,6 +77,8 @@ pub struct FileConfig {
     max_verifiers: Option<usize>,
     max_subjects: Option<usize>,
     max_materials: Option<usize>,
+    client_timeout_ms: Option<u64>,
+    keep_alive_ms: Option<u64>,
 }
 
 /// The effective configuration.
@@ -90,6 +100,10 @@ pub struct Config {
     pub batch_wait_ms: u64,
     /// Queue bound.
     pub queue_size: usize,
+    /// Time allowed for a request's headers, and then for its body.
+    pub client_timeout_ms: u64,
+    /// Idle time a connection is kept for another request; 0 disables keep-alive.
+    pub keep_alive_ms: u64,
     /// Per-submission caps.
     #[serde(skip)]
     pub limits: Limits,
@@ -131,6 +145,11 @@ impl Config {
             batch_size: args.batch_size.or(file.batch_size).unwrap_or(1024),
             batch_wait_ms: args.batch_wait_ms.or(file.batch_wait_ms).unwrap_or(5),
             queue_size: args.queue_size.or(file.queue_size).unwrap_or(16_384),
+            client_timeout_ms: args
+                .client_timeout_ms
+                .or(file.client_timeout_ms)
+                .unwrap_or(10_000),
+            keep_alive_ms: args.keep_alive_ms.or(file.keep_alive_ms).unwrap_or(0),
             limits: Limits {
                 max_signatures: args
                     .max_signatures
@@ -166,6 +185,18 @@ impl Config {
             return Err(format!(
                 "batch_wait_ms {} exceeds 10000",
                 self.batch_wait_ms
+            ));
+        }
+        if !(100..=600_000).contains(&self.client_timeout_ms) {
+            return Err(format!(
+                "client_timeout_ms {} must be 100..=600000",
+                self.client_timeout_ms
+            ));
+        }
+        if self.keep_alive_ms > 600_000 {
+            return Err(format!(
+                "keep_alive_ms {} exceeds 600000",
+                self.keep_alive_ms
             ));
         }
         if self.max_body_bytes < 1024 {

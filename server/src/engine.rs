@@ -75,9 +75,19 @@ pub struct StoredEntry {
 }
 
 /// Reads stored hashes, first from a pending overlay (hashes of the batch being built).
-struct Hashes<'a, S: Store> {
+pub(crate) struct Hashes<'a, S: Store> {
     store: &'a S,
     pending: Option<&'a HashMap<u64, Hash>>,
+}
+
+impl<'a, S: Store> Hashes<'a, S> {
+    /// A reader of the hashes stored in `store` alone.
+    pub(crate) fn stored(store: &'a S) -> Self {
+        Self {
+            store,
+            pending: None,
+        }
+    }
 }
 
 impl<S: Store> HashReader for Hashes<'_, S> {

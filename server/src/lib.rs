@@ -3,13 +3,14 @@
 //!
 //! In scope: storage ([`storage`], [`layout`]), the log engine ([`engine`]), the
 //! sequencer ([`sequencer`]), the HTTP API ([`api`]), configuration ([`config`]),
-//! metrics ([`metrics`]) and start-up ([`service`]).
+//! metrics ([`metrics`]), start-up ([`service`]) and the offline store check ([`fsck`]).
 //! Out of scope: formats and verification, which live in `pedigree-core`; this crate
 //! only admits, stores, sequences and serves.
 
 pub mod api;
 pub mod config;
 pub mod engine;
+pub mod fsck;
 pub mod layout;
 pub mod metrics;
 pub mod sequencer;

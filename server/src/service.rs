@@ -8,6 +8,7 @@ use crate::layout::META_CHECKPOINT;
 use crate::metrics::Metrics;
 use crate::sequencer::Sequencer;
 use crate::storage::{Column, RocksStore, Store};
+use actix_web::http::KeepAlive;
 use actix_web::{web, App, HttpServer};
 use anyhow::{bail, Context as _, Result};
 use pedigree_core::checkpoint::LogSigner;
@@ -35,6 +36,15 @@ pub fn load_signing_key(config: &Config) -> Result<ed25519_dalek::SigningKey> {
             .with_context(|| format!("couldn't write new signing key {}", path.display()))?;
         tracing::info!(path = %path.display(), "generated a new log signing key");
     }
+    read_signing_key(path)
+}
+
+/// Reads an existing checkpoint signing key.
+///
+/// # Errors
+///
+/// When the key is missing, unreadable, readable by other users, or not Ed25519.
+pub fn read_signing_key(path: &Path) -> Result<ed25519_dalek::SigningKey> {
     check_private_mode(path)?;
     let pem = std::fs::read_to_string(path)
         .with_context(|| format!("couldn't read signing key {}", path.display()))?;
@@ -141,6 +151,7 @@ pub fn serve(config: Config, engine: LogEngine<RocksStore>) -> Result<()> {
             metrics: Arc::clone(&metrics),
             limits: config.limits,
             max_body_bytes: config.max_body_bytes,
+            client_timeout: Duration::from_millis(config.client_timeout_ms),
         });
         let origin = state.engine.signer().origin().to_string();
         let vkey = state.engine.signer().verifier_key();
@@ -167,9 +178,17 @@ pub fn serve(config: Config, engine: LogEngine<RocksStore>) -> Result<()> {
                 .configure(api::configure)
         })
         .workers(workers)
-        // Slow clients: a request must arrive whole within this time.
-        .client_request_timeout(Duration::from_secs(10))
+        // Slow clients: the headers of a connection's first request must arrive within
+        // this time (408 otherwise); `api::write` gives a body the same time again.
+        .client_request_timeout(Duration::from_millis(config.client_timeout_ms))
         .client_disconnect_timeout(Duration::from_secs(2))
+        // actix-web times out only the first request's headers on a connection: on a
+        // kept-alive connection, a client trickling the next request's headers holds it
+        // open indefinitely. Keep-alive is therefore off unless configured.
+        .keep_alive(match config.keep_alive_ms {
+            0 => KeepAlive::Disabled,
+            ms => KeepAlive::Timeout(Duration::from_millis(ms)),
+        })
         .max_connections(10_000)
         .backlog(4096)
         .bind(config.listen)

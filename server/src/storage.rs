@@ -4,12 +4,12 @@
 //! so that tests can wrap it to inject faults, and so that the engine's durability
 //! argument rests on one promise: [`Store::write`] applies a whole batch or none of it,
 //! and returns only once the batch is on stable storage. Column names and key layouts
-//! are specified in `spec/storage.md`.
+//! are specified in `spec/storage.md` section 3.
 
 use std::path::Path;
 use thiserror::Error;
 
-/// The column families of a Pedigree log (`spec/storage.md` section 2).
+/// The column families of a Pedigree log (`spec/storage.md` section 3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Column {
     /// Leaf index (u64 BE) -> leaf record bytes.
@@ -78,6 +78,9 @@ pub enum StoreError {
     Io(String),
 }
 
+/// A key and its value, as scans return them.
+pub type Row = (Vec<u8>, Vec<u8>);
+
 /// Writes to apply together.
 #[derive(Clone, Debug, Default)]
 pub struct WriteBatch {
@@ -119,7 +122,7 @@ pub trait Store: Send + Sync + 'static {
         prefix: &[u8],
         start: &[u8],
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    ) -> Result<Vec<Row>, StoreError>;
 
     /// Applies `batch` atomically and durably: when this returns `Ok`, every put is on
     /// stable storage; if the process dies at any point, either all puts survive or none.
@@ -143,13 +146,39 @@ impl RocksStore {
     ///
     /// [`StoreError::Db`] when RocksDB cannot open the directory.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let mut opts = rocksdb::Options::default();
+        let mut opts = Self::db_options();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
+        let db = rocksdb::DB::open_cf_descriptors(&opts, path, Self::column_families())?;
+        Ok(Self { db })
+    }
+
+    /// Opens an existing database without writing to it (for `fsck`): nothing is created,
+    /// and the write-ahead log of a crashed server is replayed in memory only.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Db`] when there is no database at `path` or RocksDB cannot read it.
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        let db = rocksdb::DB::open_cf_descriptors_read_only(
+            &Self::db_options(),
+            path,
+            Self::column_families(),
+            false,
+        )?;
+        Ok(Self { db })
+    }
+
+    fn db_options() -> rocksdb::Options {
+        let mut opts = rocksdb::Options::default();
         opts.set_paranoid_checks(true);
         opts.set_max_background_jobs(2);
         opts.set_keep_log_file_num(4);
-        let cfs = Column::ALL.iter().map(|c| {
+        opts
+    }
+
+    fn column_families() -> impl Iterator<Item = rocksdb::ColumnFamilyDescriptor> {
+        Column::ALL.iter().map(|c| {
             let mut cf = rocksdb::Options::default();
             let mut table = rocksdb::BlockBasedOptions::default();
             table.set_bloom_filter(10.0, false);
@@ -160,9 +189,7 @@ impl RocksStore {
                 cf.set_compression_type(rocksdb::DBCompressionType::None);
             }
             rocksdb::ColumnFamilyDescriptor::new(c.name(), cf)
-        });
-        let db = rocksdb::DB::open_cf_descriptors(&opts, path, cfs)?;
-        Ok(Self { db })
+        })
     }
 
     fn cf(&self, col: Column) -> Result<&rocksdb::ColumnFamily, StoreError> {
@@ -202,7 +229,7 @@ impl Store for RocksStore {
         prefix: &[u8],
         start: &[u8],
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<Row>, StoreError> {
         let cf = self.cf(col)?;
         let mut out = Vec::new();
         let iter = self.db.iterator_cf(

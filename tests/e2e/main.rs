@@ -2,5 +2,9 @@
 //! with temporary RocksDB directories and real keys. One test binary; each module says
 //! in its first line what belongs there.
 
+mod cli_lineage;
+mod connections;
+mod crash;
 mod malformed;
+mod monitor;
 mod server_api;

@@ -1,5 +1,7 @@
-//! Malformed requests: each gets its documented status and error code, and none changes
-//! the tree (spec/api.md section 5).
+//! Malformed and hostile requests: each gets its documented status and error code, none
+//! changes the tree, and the server answers after each (spec/api.md section 5).
+
+mod hostile;
 
 use base64::Engine as _;
 use pedigree_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
@@ -433,7 +435,10 @@ fn malformed_requests_get_their_documented_errors_and_store_nothing() {
         ),
         get_case("unknown endpoint", "/api/v2/nothing", 404, "not_found"),
     ];
-    assert!(cases.len() >= 25);
+    let mut cases = cases;
+    cases.extend(hostile::cases(&key, &env));
+    assert!(cases.len() >= 90, "{} cases", cases.len());
+    println!("{} malformed and hostile requests", cases.len());
     let size = |s: &Server| {
         get_json(&format!("{}/api/v1/log", s.url)).1["tree_size"]
             .as_u64()

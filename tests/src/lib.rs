@@ -121,7 +121,23 @@ impl Drop for Server {
     }
 }
 
-fn agent() -> ureq::Agent {
+/// Runs the `pedigree` CLI in `dir`, returning (success, stdout, stderr).
+pub fn pedigree(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(binary("pedigree"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run pedigree");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// An HTTP client with a 60 s timeout. Reuse one per thread when making many requests:
+/// it keeps connections alive instead of leaving a socket in TIME_WAIT per request.
+pub fn agent() -> ureq::Agent {
     ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(60))
         .build()
@@ -149,7 +165,12 @@ pub fn get(url: &str) -> (u16, Vec<u8>) {
 
 /// GET, returning status and parsed JSON (Null when the body is not JSON).
 pub fn get_json(url: &str) -> (u16, serde_json::Value) {
-    let (s, b) = get(url);
+    get_json_with(&agent(), url)
+}
+
+/// [`get_json`] on a given client.
+pub fn get_json_with(agent: &ureq::Agent, url: &str) -> (u16, serde_json::Value) {
+    let (s, b) = finish(agent.get(url).call());
     (
         s,
         serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null),
@@ -158,8 +179,18 @@ pub fn get_json(url: &str) -> (u16, serde_json::Value) {
 
 /// POST bytes with a content type, returning status and parsed JSON.
 pub fn post(url: &str, content_type: &str, body: &[u8]) -> (u16, serde_json::Value) {
+    post_with(&agent(), url, content_type, body)
+}
+
+/// [`post`] on a given client.
+pub fn post_with(
+    agent: &ureq::Agent,
+    url: &str,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, serde_json::Value) {
     let (s, b) = finish(
-        agent()
+        agent
             .post(url)
             .set("Content-Type", content_type)
             .send_bytes(body),
@@ -200,6 +231,19 @@ pub fn request(method: &str, url: &str) -> (u16, serde_json::Value) {
         s,
         serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null),
     )
+}
+
+/// An Ed25519 key derived from `seed`, so that tests with fixed seeds sign the same bytes
+/// on every run.
+pub fn seeded_ed25519_key(seed: u64) -> PrivateKey {
+    use ed25519_dalek::pkcs8::{spki::der::pem::LineEnding, EncodePrivateKey as _};
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_be_bytes());
+    bytes[8] = 0xed;
+    let pem = ed25519_dalek::SigningKey::from_bytes(&bytes)
+        .to_pkcs8_pem(LineEnding::LF)
+        .expect("pkcs8 encoding of an ed25519 key");
+    PrivateKey::from_pem(&pem).expect("a freshly encoded key parses")
 }
 
 /// Hex SHA-256 of bytes.

@@ -3,4 +3,5 @@
 pub mod attest;
 pub mod key;
 pub mod lineage;
+pub mod monitor;
 pub mod oms;

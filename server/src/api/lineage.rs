@@ -18,9 +18,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 const DEFAULT_DEPTH: u64 = 16;
 const MAX_DEPTH: u64 = 64;
 /// Most nodes in one answer; a larger graph is cut and marked `truncated`.
-const MAX_NODES: usize = 2_000;
+const MAX_NODES: usize = 1_000;
 /// Most entries followed per node and direction.
-const MAX_ENTRIES_PER_NODE: usize = 256;
+const MAX_ENTRIES_PER_NODE: usize = 64;
+/// Most entries read in one answer: bounds the work of one unauthenticated request.
+const MAX_ENTRIES: usize = 1_000;
 
 #[derive(Serialize)]
 struct Edge {
@@ -116,6 +118,10 @@ pub async fn lineage(
             truncated = true;
         }
         for index in hits.into_iter().take(MAX_ENTRIES_PER_NODE) {
+            if !entries.contains_key(&index) && entries.len() >= MAX_ENTRIES {
+                truncated = true;
+                break;
+            }
             let record = engine.record(index)?;
             let next: Vec<String> = if upstream {
                 record.materials.iter().map(ToString::to_string).collect()
@@ -123,20 +129,21 @@ pub async fn lineage(
                 record.subjects.iter().map(ToString::to_string).collect()
             };
             for other in next {
-                let key = if upstream {
-                    (other.clone(), node.clone())
-                } else {
-                    (node.clone(), other.clone())
-                };
-                edges.entry(key).or_default().insert(index);
                 if !nodes.contains(&other) {
                     if nodes.len() >= MAX_NODES {
+                        // Every edge names two listed nodes: drop the edge with the node.
                         truncated = true;
                         continue;
                     }
                     nodes.insert(other.clone());
-                    queue.push_back((other, level + 1));
+                    queue.push_back((other.clone(), level + 1));
                 }
+                let key = if upstream {
+                    (other, node.clone())
+                } else {
+                    (node.clone(), other)
+                };
+                edges.entry(key).or_default().insert(index);
             }
             if let std::collections::btree_map::Entry::Vacant(slot) = entries.entry(index) {
                 let bt = build_type(&state, index);

@@ -32,6 +32,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Request body cap.
     pub max_body_bytes: usize,
+    /// Time a request body may take to arrive.
+    pub client_timeout: std::time::Duration,
 }
 
 /// Registers every route on an actix `App`.

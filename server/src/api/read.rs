@@ -124,7 +124,8 @@ pub async fn entry(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let index: u64 = path.parse().map_err(|_| {
+    let digits = !path.is_empty() && path.bytes().all(|b| b.is_ascii_digit());
+    let index: u64 = path.parse().ok().filter(|_| digits).ok_or_else(|| {
         ApiError::bad_request(
             "invalid_index",
             format!(

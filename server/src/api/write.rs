@@ -12,7 +12,7 @@ use pedigree_core::entry::{self, envelope_digest};
 use pedigree_core::keys::{KeyError, PublicKey};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,11 +33,14 @@ struct SubmitResponse {
 }
 
 /// Reads the body, refusing it as soon as it passes the cap so an oversized upload
-/// costs no more than the cap in memory.
+/// costs no more than the cap in memory, and refusing it when it does not arrive within
+/// `timeout`: actix-web times out slow headers but not a body that stalls, and a
+/// stalled body would hold its connection and this handler open forever.
 async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     cap: usize,
+    timeout: Duration,
 ) -> Result<Vec<u8>, ApiError> {
     let too_large = || {
         ApiError::new(
@@ -56,17 +59,31 @@ async fn read_body(
             return Err(too_large());
         }
     }
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::bad_request("invalid_request", format!("couldn't read body: {e}"))
-        })?;
-        if body.len() + chunk.len() > cap {
-            return Err(too_large());
+    let read = async {
+        let mut body = Vec::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| {
+                ApiError::bad_request("invalid_request", format!("couldn't read body: {e}"))
+            })?;
+            if body.len() + chunk.len() > cap {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+        Ok(body)
+    };
+    actix_web::rt::time::timeout(timeout, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!(
+                    "request body did not arrive within {} ms",
+                    timeout.as_millis()
+                ),
+            ))
+        })
 }
 
 fn check_content_type(req: &HttpRequest) -> Result<(), ApiError> {
@@ -117,7 +134,14 @@ pub async fn submit(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     check_content_type(&req)?;
-    let body = read_body(&req, payload, state.max_body_bytes).await?;
+    let body = read_body(&req, payload, state.max_body_bytes, state.client_timeout).await?;
+    // serde reads a struct from a JSON array too; the API takes objects only.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "request body must be a JSON object",
+        ));
+    }
     let request: SubmitRequest = serde_json::from_slice(&body).map_err(|e| {
         let code = if e.is_data() {
             "invalid_request"
@@ -146,17 +170,18 @@ pub async fn submit(
         .collect::<Result<Vec<_>, _>>()?;
 
     let engine = &state.engine;
-    // Idempotency: a logged envelope gets its existing index without joining a batch.
-    if let Some(index) = engine.find_envelope(&envelope_digest(&envelope.to_json()))? {
-        return answer(&state, index, StatusCode::OK);
-    }
     let limits = state.limits;
-    // Signature checks are CPU work: keep them off the async workers.
+    // Signature checks are CPU work: keep them off the async workers. A resubmission is
+    // checked like a first submission, so bad input is refused whatever is logged.
     let admitted = web::block(move || entry::admit(&envelope, &verifiers, &limits, now_ms()))
         .await
         .map_err(|e| {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
         })??;
+    // Idempotency: a logged envelope gets its existing index without joining a batch.
+    if let Some(index) = engine.find_envelope(&envelope_digest(&admitted.envelope_json))? {
+        return answer(&state, index, StatusCode::OK);
+    }
     let leaf = admitted.record.encode();
     let rx = state.sequencer.submit(admitted).map_err(|e| match e {
         SubmitError::Overloaded => ApiError::overloaded(),

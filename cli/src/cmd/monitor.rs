@@ -1,0 +1,192 @@
+//! `pedigree monitor`: follow a log as an auditor (`spec/monitor.md`).
+//!
+//! Each pass verifies the log's checkpoint with the pinned key and proves it consistent
+//! with the last one verified, from the log's tiles; reads every new entry through the
+//! entry bundles; applies the rule file; and prints one JSON line per alert on stdout.
+//! Exit status of `--once`: 0 no alert, 1 warnings only, 2 a critical alert, 3 the pass
+//! could not complete (and raised no critical alert).
+
+mod fetch;
+mod pass;
+mod statefile;
+
+use crate::output::Output;
+use anyhow::{Context as _, Result};
+use clap::{ArgGroup, Args};
+use fetch::Remote;
+use pass::{Monitor, Summary};
+use pedigree_core::checkpoint::LogVerifier;
+use pedigree_core::monitor::config::Config;
+use pedigree_core::monitor::{Alert, Severity};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Exit status when a pass raised a critical alert.
+const EXIT_CRITICAL: i32 = 2;
+/// Exit status when a pass raised warnings only.
+const EXIT_WARNING: i32 = 1;
+/// Exit status when a pass could not complete.
+const EXIT_FAILED: i32 = 3;
+
+/// Arguments of `pedigree monitor`.
+#[derive(Args, Debug)]
+#[command(group(ArgGroup::new("mode").required(true).args(["once", "interval"])))]
+pub struct MonitorArgs {
+    /// Pedigree log URL
+    #[arg(long)]
+    pub log: String,
+    /// The log's verifier key (C2SP note form, or a file holding it), pinned out of band
+    #[arg(long = "log-key", value_name = "VKEY")]
+    pub log_key: String,
+    /// Rule file (TOML, spec/monitor.md)
+    #[arg(long)]
+    pub config: PathBuf,
+    /// State file: the last verified checkpoint and the next entry to read (created if absent)
+    #[arg(long)]
+    pub state: PathBuf,
+    /// Run one pass; exit 0 without alerts, 1 with warnings, 2 with a critical alert, 3 if it failed
+    #[arg(long)]
+    pub once: bool,
+    /// Run a pass every SECS seconds, until a critical alert (exit 2)
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub interval: Option<u64>,
+    /// Another view of the log's checkpoint (a witness or monitor) to compare with; repeatable
+    #[arg(long = "peer", value_name = "URL")]
+    pub peers: Vec<String>,
+    /// POST each alert, as JSON, to this URL
+    #[arg(long, value_name = "URL")]
+    pub webhook: Option<String>,
+}
+
+/// Where alerts go: one JSON line each on stdout, the webhook if any, and a count.
+pub struct AlertSink {
+    webhook: Option<Remote>,
+    human: bool,
+    /// Critical alerts emitted so far.
+    pub critical: u64,
+    /// Warning alerts emitted so far.
+    pub warning: u64,
+}
+
+impl AlertSink {
+    /// Emits one alert. A webhook failure is reported on stderr and is not fatal.
+    pub fn emit(&mut self, alert: Alert) {
+        let line = alert.to_json_line();
+        let mut stdout = std::io::stdout().lock();
+        // A closed stdout must not stop the monitor; the webhook and counts still work.
+        let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+        drop(stdout);
+        if self.human {
+            eprintln!(
+                "pedigree: monitor: {} {}: {}",
+                alert.severity.name().to_uppercase(),
+                alert.rule,
+                alert.message
+            );
+        }
+        if let Some(hook) = &self.webhook {
+            if let Err(e) = hook.post_json(&line) {
+                eprintln!("pedigree: monitor: webhook failed: {e:#}");
+            }
+        }
+        match alert.severity {
+            Severity::Critical => self.critical += 1,
+            Severity::Warning => self.warning += 1,
+        }
+    }
+}
+
+fn read_log_key(arg: &str) -> Result<LogVerifier> {
+    if let Ok(v) = LogVerifier::from_vkey(arg) {
+        return Ok(v);
+    }
+    let path = Path::new(arg);
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!("--log-key {arg:?} is neither a verifier key nor a readable file")
+    })?;
+    LogVerifier::from_vkey(text.trim())
+        .with_context(|| format!("couldn't parse log key in {}", path.display()))
+}
+
+fn setup(args: &MonitorArgs, out: &Output) -> Result<Monitor> {
+    let verifier = read_log_key(&args.log_key)?;
+    let text = std::fs::read_to_string(&args.config)
+        .with_context(|| format!("couldn't read {}", args.config.display()))?;
+    let config = Config::from_toml(&text)
+        .with_context(|| format!("couldn't load monitor config {}", args.config.display()))?;
+    Ok(Monitor {
+        log: Remote::new(&args.log),
+        verifier,
+        config,
+        state_path: args.state.clone(),
+        peers: args
+            .peers
+            .iter()
+            .map(|p| Remote::new(p.strip_suffix("/checkpoint").unwrap_or(p)))
+            .collect(),
+        sink: AlertSink {
+            webhook: args.webhook.as_deref().map(Remote::new),
+            human: !out.json,
+            critical: 0,
+            warning: 0,
+        },
+    })
+}
+
+fn report(summary: &Summary, out: &Output) {
+    if out.json {
+        eprintln!("{}", serde_json::to_string(summary).unwrap_or_default());
+        return;
+    }
+    let size = summary
+        .tree_size
+        .map_or_else(|| "unverified".to_string(), |s| s.to_string());
+    eprintln!(
+        "pedigree: monitor: {} tree size {size}, read entries {}..{} ({}), {} envelopes, {} search checks, {} peers, {} critical, {} warning",
+        summary.origin,
+        summary.first_index,
+        summary.next_index,
+        summary.processed,
+        summary.envelopes_fetched,
+        summary.search_checked,
+        summary.peers_checked,
+        summary.critical,
+        summary.warning
+    );
+}
+
+/// Runs `pedigree monitor`, exiting with the status of `--once` (see the module docs),
+/// or looping with `--interval` until a critical alert.
+///
+/// # Errors
+///
+/// Never: every failure becomes an exit status, so that 1 keeps meaning "warnings".
+pub fn run(args: MonitorArgs, out: &Output) -> Result<()> {
+    let mut monitor = match setup(&args, out) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("pedigree: {e:#}");
+            std::process::exit(EXIT_FAILED);
+        }
+    };
+    loop {
+        let (summary, result) = monitor.pass();
+        report(&summary, out);
+        if let Err(e) = &result {
+            eprintln!("pedigree: monitor pass failed: {e:#}");
+        }
+        if summary.critical > 0 {
+            std::process::exit(EXIT_CRITICAL);
+        }
+        let Some(secs) = args.interval else {
+            let code = match (&result, summary.warning) {
+                (Err(_), _) => EXIT_FAILED,
+                (Ok(()), 0) => return Ok(()),
+                (Ok(()), _) => EXIT_WARNING,
+            };
+            std::process::exit(code);
+        };
+        std::thread::sleep(Duration::from_secs(secs));
+    }
+}

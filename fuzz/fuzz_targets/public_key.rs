@@ -1,0 +1,11 @@
+//! Fuzzes SPKI PEM and DER public keys, `PublicKey::from_pem` / `from_spki_der`; the check is shared with `core/tests/mutation.rs`.
+
+#![no_main]
+
+#[allow(dead_code)]
+#[path = "../../core/tests/support/parsers.rs"]
+mod parsers;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = parsers::public_key(data);
+});

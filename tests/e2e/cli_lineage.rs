@@ -1,0 +1,380 @@
+//! The `pedigree` CLI against a real server: attesting each step of a model's life and
+//! verifying the lineage from creator to deployer, online and offline, and each way it
+//! must fail.
+
+use pedigree_tests::{pedigree, Server};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+const STEPS: [&str; 6] = [
+    "dataset", "train", "finetune", "quantize", "evaluate", "deploy",
+];
+
+struct Chain {
+    dir: tempfile::TempDir,
+    server: Server,
+    _data: tempfile::TempDir,
+}
+
+impl Chain {
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn run(&self, args: &[&str]) -> (bool, String, String) {
+        pedigree(self.dir.path(), args)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(ok, "pedigree {args:?} failed: {err}");
+        out
+    }
+
+    /// Runs and expects failure; returns the one-line reason.
+    fn fails(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(!ok, "pedigree {args:?} should fail, printed {out}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one-line reason: {err}");
+        err
+    }
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) {
+    let path = dir.join(name);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, bytes).unwrap();
+}
+
+/// Keys, artifacts, a policy, and the six attestations submitted to a fresh log.
+fn chain() -> Chain {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let c = Chain {
+        dir,
+        server,
+        _data: data,
+    };
+    for k in ["curator", "trainer", "release", "intruder"] {
+        c.ok(&[
+            "key",
+            "generate",
+            "--algorithm",
+            if k == "release" { "p256" } else { "ed25519" },
+            "--out",
+            k,
+        ]);
+    }
+    let d = c.dir.path();
+    write(d, "data/train.csv", b"x,y\n1,2\n3,4\n");
+    write(d, "data/README", b"toy dataset\n");
+    write(d, "model-v1/weights.bin", &[1u8; 4096]);
+    write(d, "model-v1/config.json", b"{\"layers\": 2}");
+    write(d, "model-v2/weights.bin", &[2u8; 4096]);
+    write(d, "model-v2/config.json", b"{\"layers\": 2}");
+    write(d, "model-q4/weights.bin", &[3u8; 1024]);
+    write(d, "model-q4/config.json", b"{\"layers\": 2, \"bits\": 4}");
+    write(d, "eval.json", b"{\"accuracy\": 0.91}");
+    write(d, "deploy.yaml", b"service: chat\nmodel: model-q4\n");
+    let policy = format!(
+        "log_key = \"{}\"\n\
+         [[step]]\nname = \"dataset\"\nsigners = [\"curator.pub\"]\n\
+         [[step]]\nname = \"train\"\nsigners = [\"trainer.pub\"]\n\
+         [[step]]\nname = \"finetune\"\nsigners = [\"trainer.pub\"]\n\
+         [[step]]\nname = \"quantize\"\nsigners = [\"release.pub\"]\n\
+         [[step]]\nname = \"evaluate\"\nsigners = [\"release.pub\"]\n\
+         [[step]]\nname = \"deploy\"\nsigners = [\"release.pub\"]\n",
+        c.server.vkey
+    );
+    write(d, "policy.toml", policy.as_bytes());
+    fs::create_dir(d.join("bundles")).unwrap();
+    let url = c.server.url.clone();
+    let attest = |step: &str, key: &str, subjects: &[&str], materials: &[&str], extra: &[&str]| {
+        let out = format!("bundles/{step}.json");
+        let mut args = vec!["attest", step, "--key", key, "--log", &url, "--out", &out];
+        for s in subjects {
+            args.extend(["--subject", s]);
+        }
+        for m in materials {
+            args.extend(["--material", m]);
+        }
+        args.extend(extra);
+        c.ok(&args);
+    };
+    attest("dataset", "curator.key", &["data"], &[], &[]);
+    attest(
+        "train",
+        "trainer.key",
+        &["model-v1"],
+        &["data"],
+        &["--param", "epochs=3", "--param", "lr=0.001"],
+    );
+    attest("finetune", "trainer.key", &["model-v2"], &["model-v1"], &[]);
+    attest(
+        "quantize",
+        "release.key",
+        &["model-q4"],
+        &["model-v2"],
+        &["--param", "bits=4"],
+    );
+    attest(
+        "evaluate",
+        "release.key",
+        &["model-q4", "eval.json"],
+        &["model-q4"],
+        &[],
+    );
+    attest(
+        "deploy",
+        "release.key",
+        &["deploy.yaml"],
+        &["model-q4"],
+        &[],
+    );
+    c
+}
+
+#[test]
+fn a_six_step_chain_verifies_online_and_offline_and_each_break_is_named() {
+    let c = chain();
+    let url = c.server.url.clone();
+
+    // The whole chain verifies, online and from bundles alone.
+    let out = c.ok(&[
+        "lineage",
+        "verify",
+        "deploy.yaml",
+        "--policy",
+        "policy.toml",
+        "--log",
+        &url,
+    ]);
+    assert!(out.contains("verified lineage"), "{out}");
+    for step in STEPS {
+        assert!(out.contains(step), "{step} in {out}");
+    }
+    let json = c.ok(&[
+        "--json",
+        "lineage",
+        "verify",
+        "deploy.yaml",
+        "--policy",
+        "policy.toml",
+        "--bundles",
+        "bundles",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["chain"].as_array().unwrap().len(), 6, "{v}");
+    let show = c.ok(&["lineage", "show", "deploy.yaml", "--log", &url]);
+    assert!(
+        show.contains("quantize") && show.contains("dataset"),
+        "{show}"
+    );
+
+    // A step signed by a key the policy does not allow.
+    c.ok(&[
+        "attest",
+        "train",
+        "--key",
+        "intruder.key",
+        "--subject",
+        "model-v1",
+        "--material",
+        "data",
+        "--log",
+        &url,
+        "--out",
+        "intruder-train.json",
+    ]);
+    copy_bundles(
+        &c,
+        "bad-signer",
+        &[("train.json", Some("intruder-train.json"))],
+    );
+    let err = c.fails(&[
+        "lineage",
+        "verify",
+        "deploy.yaml",
+        "--policy",
+        "policy.toml",
+        "--bundles",
+        "bad-signer",
+    ]);
+    assert!(err.contains("unknown signer at step train"), "{err}");
+
+    // A missing step.
+    copy_bundles(&c, "missing", &[("finetune.json", None)]);
+    let err = c.fails(&[
+        "lineage",
+        "verify",
+        "deploy.yaml",
+        "--policy",
+        "policy.toml",
+        "--bundles",
+        "missing",
+    ]);
+    assert!(err.contains("step finetune missing"), "{err}");
+
+    // A swapped material digest: quantize claims another base model.
+    c.ok(&[
+        "attest",
+        "quantize",
+        "--key",
+        "release.key",
+        "--subject",
+        "model-q4",
+        "--material",
+        "model-v1",
+        "--log",
+        &url,
+        "--out",
+        "swapped.json",
+    ]);
+    copy_bundles(&c, "swapped", &[("quantize.json", Some("swapped.json"))]);
+    let err = c.fails(&[
+        "lineage",
+        "verify",
+        "deploy.yaml",
+        "--policy",
+        "policy.toml",
+        "--bundles",
+        "swapped",
+    ]);
+    assert!(err.contains("digest mismatch at step finetune"), "{err}");
+
+    // An attestation never submitted to the log.
+    c.ok(&[
+        "attest",
+        "evaluate",
+        "--key",
+        "release.key",
+        "--subject",
+        "model-q4",
+        "--subject",
+        "eval.json",
+        "--material",
+        "model-q4",
+        "--out",
+        "unlogged.json",
+    ]);
+    copy_bundles(&c, "unlogged", &[("evaluate.json", Some("unlogged.json"))]);
+    let err = c.fails(&[
+        "lineage",
+        "verify",
+        "deploy.yaml",
+        "--policy",
+        "policy.toml",
+        "--bundles",
+        "unlogged",
+    ]);
+    assert!(err.contains("not in log at step evaluate"), "{err}");
+
+    // A receipt from a different log key.
+    let other_data = tempfile::tempdir().unwrap();
+    let other = Server::start(other_data.path(), &[]);
+    c.ok(&[
+        "attest",
+        "dataset",
+        "--key",
+        "curator.key",
+        "--subject",
+        "data",
+        "--log",
+        &other.url,
+        "--out",
+        "other-log.json",
+    ]);
+    copy_bundles(&c, "other-log", &[("dataset.json", Some("other-log.json"))]);
+    let err = c.fails(&[
+        "lineage",
+        "verify",
+        "deploy.yaml",
+        "--policy",
+        "policy.toml",
+        "--bundles",
+        "other-log",
+    ]);
+    assert!(
+        err.contains("inconsistent checkpoint at step dataset"),
+        "{err}"
+    );
+
+    // A modified model file: the consumer checks the quantized model before loading it.
+    let consumer_policy = fs::read_to_string(c.path("policy.toml")).unwrap();
+    let cut = consumer_policy
+        .find("[[step]]\nname = \"evaluate\"")
+        .unwrap();
+    fs::write(c.path("consumer.toml"), &consumer_policy[..cut]).unwrap();
+    c.ok(&[
+        "lineage",
+        "verify",
+        "model-q4",
+        "--policy",
+        "consumer.toml",
+        "--log",
+        &url,
+    ]);
+    fs::write(c.path("model-q4/weights.bin"), [9u8; 1024]).unwrap();
+    let err = c.fails(&[
+        "lineage",
+        "verify",
+        "model-q4",
+        "--policy",
+        "consumer.toml",
+        "--log",
+        &url,
+    ]);
+    assert!(err.contains("digest mismatch at step quantize"), "{err}");
+}
+
+/// Copies `bundles/` to `name/`, replacing (or dropping) some files.
+fn copy_bundles(c: &Chain, name: &str, changes: &[(&str, Option<&str>)]) {
+    let to = c.path(name);
+    fs::create_dir(&to).unwrap();
+    for entry in fs::read_dir(c.path("bundles")).unwrap() {
+        let entry = entry.unwrap();
+        let file = entry.file_name().to_string_lossy().into_owned();
+        match changes.iter().find(|(f, _)| *f == file) {
+            None => {
+                fs::copy(entry.path(), to.join(&file)).unwrap();
+            }
+            Some((_, Some(replacement))) => {
+                fs::copy(c.path(replacement), to.join(&file)).unwrap();
+            }
+            Some((_, None)) => {}
+        }
+    }
+}
+
+#[test]
+fn submit_adds_a_receipt_to_an_unlogged_bundle() {
+    let c = chain();
+    c.ok(&[
+        "attest",
+        "deploy",
+        "--key",
+        "release.key",
+        "--subject",
+        "deploy.yaml",
+        "--material",
+        "model-q4",
+        "--out",
+        "late.json",
+    ]);
+    let before = fs::read_to_string(c.path("late.json")).unwrap();
+    assert!(!before.contains("pedigree"), "no receipt yet: {before}");
+    let out = c.ok(&[
+        "--json",
+        "submit",
+        "late.json",
+        "--log",
+        &c.server.url,
+        "--key",
+        "release.pub",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["log_index"].as_u64().is_some(), "{v}");
+    let after = fs::read_to_string(c.path("late.json")).unwrap();
+    assert!(after.contains("\"kind\": \"pedigree\""), "{after}");
+}
