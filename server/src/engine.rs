@@ -136,7 +136,13 @@ pub struct LogEngine<S: Store> {
     head: RwLock<Arc<SignedCheckpoint>>,
     /// Serializes appends; holds the reason appends stopped, if they did.
     writer: Mutex<Option<String>>,
+    /// When storage last accepted a health probe; probes within
+    /// [`PROBE_INTERVAL`] of it reuse the answer, so health checks cost few fsyncs.
+    last_probe_ok: Mutex<Option<std::time::Instant>>,
 }
+
+/// How long a successful storage probe is trusted.
+const PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl<S: Store> LogEngine<S> {
     /// Opens the log in `store`, checking it against `signer`'s key, or starts a new log
@@ -184,6 +190,7 @@ impl<S: Store> LogEngine<S> {
             verifier,
             head: RwLock::new(Arc::new(head)),
             writer: Mutex::new(None),
+            last_probe_ok: Mutex::new(None),
         })
     }
 
@@ -439,15 +446,23 @@ impl<S: Store> LogEngine<S> {
             .map_err(|e| EngineError::Corrupt(format!("leaf {leaf_index}: {e}")))
     }
 
-    /// Checks that storage accepts a durable write (for health checks).
+    /// Checks that storage accepts a durable write (for health checks). A success is
+    /// reused for a few seconds, so frequent health checks do not each cost an fsync;
+    /// a failure is retried on every call.
     ///
     /// # Errors
     ///
     /// [`EngineError::Store`] when the write fails.
     pub fn probe_storage(&self) -> Result<(), EngineError> {
+        let mut last = self.last_probe_ok.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| t.elapsed() < PROBE_INTERVAL) {
+            return Ok(());
+        }
         let mut batch = WriteBatch::default();
         batch.put(Column::Meta, layout::META_HEALTH_PROBE, Vec::new());
-        Ok(self.store.write(batch)?)
+        self.store.write(batch)?;
+        *last = Some(std::time::Instant::now());
+        Ok(())
     }
 
     /// Inclusion proof of `leaf_index` in the tree of `tree_size` (at most the current size).
