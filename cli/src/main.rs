@@ -41,6 +41,11 @@ enum Command {
     Lineage(cmd::lineage::LineageCommand),
     /// Audit a log: verify its checkpoints and every entry, alert on watched keys and subjects
     Monitor(cmd::monitor::MonitorArgs),
+    /// Write an entry's offline proof (C2SP tlog-proof), or verify one with --verify
+    Proof(cmd::proof::ProofArgs),
+    /// Run a witness that cosigns logs' checkpoints (C2SP tlog-witness)
+    #[command(subcommand)]
+    Witness(cmd::witness::WitnessCommand),
 }
 
 fn main() {
@@ -55,6 +60,8 @@ fn main() {
         Command::Submit(a) => cmd::attest::submit(a, &out),
         Command::Lineage(c) => cmd::lineage::run(c, &out),
         Command::Monitor(a) => cmd::monitor::run(a, &out),
+        Command::Proof(a) => cmd::proof::run(a, &out),
+        Command::Witness(c) => cmd::witness::run(c),
     };
     if let Err(e) = result {
         // One line: the whole context chain.

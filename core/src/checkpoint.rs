@@ -52,6 +52,17 @@ pub enum CheckpointError {
     },
 }
 
+impl CheckpointError {
+    /// Whether the note itself is malformed (as opposed to well-formed but lacking a
+    /// valid signature by the log's key, or naming another log).
+    pub fn is_malformed(&self) -> bool {
+        matches!(
+            self,
+            CheckpointError::MalformedBody | CheckpointError::Note(NoteError::MalformedNote)
+        )
+    }
+}
+
 /// A parsed checkpoint whose log signature has been verified (or that we just signed).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SignedCheckpoint {

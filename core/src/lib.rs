@@ -3,8 +3,9 @@
 //! In scope: DSSE envelopes and keys ([`dsse`], [`keys`]), in-toto Statement v1 and SLSA
 //! Provenance v1 ([`statement`], [`slsa`]), the leaf record and admission rules
 //! ([`entry`]), RFC 6962 hashing and proofs ([`merkle`], [`subtree`]), C2SP checkpoints
-//! and tiles ([`checkpoint`], [`tiles`]), and log receipts that prove inclusion offline
-//! ([`receipt`]).
+//! and tiles ([`checkpoint`], [`tiles`]), log receipts that prove inclusion offline
+//! ([`receipt`]), witness cosignatures and the `tlog-witness` wire format ([`witness`]),
+//! and C2SP `tlog-proof` files ([`tlogproof`]).
 //!
 //! Out of scope: I/O of any kind. No files, sockets, clocks or threads: callers pass
 //! bytes and times in, so the server, the CLI and the monitor all verify with the same
@@ -26,3 +27,5 @@ pub mod statement;
 pub mod subtree;
 pub mod tilereader;
 pub mod tiles;
+pub mod tlogproof;
+pub mod witness;

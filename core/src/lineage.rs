@@ -5,7 +5,9 @@
 //! steps: the last step must have an attestation whose subject is the target; each
 //! earlier step must have one whose subject is among the materials of the step after it.
 //! Every attestation used must be signed only by keys the policy allows for its step,
-//! carry the step's build type, and come with a receipt proving it is in the trusted log.
+//! carry the step's build type, and come with a receipt proving it is in the trusted log;
+//! when the policy names witnesses, the receipt's checkpoint must carry at least
+//! `min_witnesses` of their cosignatures.
 //! Attestations that fail a check are skipped if another one for the same link passes,
 //! so that anyone logging bogus attestations about an artifact cannot break its chain;
 //! when none passes, the first failure is reported.
@@ -82,6 +84,16 @@ pub enum LineageError {
         source_name: String,
         /// The trusted log's origin.
         log: String,
+    },
+    /// The receipt's checkpoint lacks the witness cosignatures the policy requires.
+    #[error("not witnessed at step {step}: {source_name}: {reason}")]
+    NotWitnessed {
+        /// Policy step name.
+        step: String,
+        /// The attestation.
+        source_name: String,
+        /// Why (how many cosignatures verified, or which one was bad).
+        reason: String,
     },
     /// The envelope's payload is not a valid statement for a step.
     #[error("invalid attestation at step {step}: {source_name}: {reason}")]
@@ -186,6 +198,14 @@ fn check_one(
                 source_name: a.source.clone(),
                 reason: other.to_string(),
             },
+        })?;
+    policy
+        .witnesses
+        .check(receipt.checkpoint.as_bytes())
+        .map_err(|e| LineageError::NotWitnessed {
+            step: step.name.clone(),
+            source_name: a.source.clone(),
+            reason: e.to_string(),
         })?;
     Ok(VerifiedLink {
         step: step.name.clone(),

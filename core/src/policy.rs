@@ -1,9 +1,11 @@
 //! Lineage policy files (`spec/policy.md`): which steps an artifact's history must show,
-//! in which order, who may sign each, and which log must have recorded them.
+//! in which order, who may sign each, which log must have recorded them, and which
+//! witnesses must have cosigned the checkpoints that prove it.
 
 use crate::checkpoint::{CheckpointError, LogVerifier};
 use crate::keys::PublicKey;
 use crate::slsa::Step;
+use crate::witness::{WitnessError, WitnessPolicy, WitnessVerifier};
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -27,11 +29,9 @@ pub enum PolicyError {
     /// No steps at all.
     #[error("policy lists no steps")]
     NoSteps,
-    /// The policy asks for witness cosignatures, which this verifier cannot check yet.
-    #[error(
-        "min_witnesses = {0} needs witness cosignature checks, which this version does not support"
-    )]
-    WitnessesUnsupported(usize),
+    /// A witness key does not parse, or `min_witnesses` exceeds the keys listed.
+    #[error("invalid witnesses")]
+    Witness(#[source] WitnessError),
 }
 
 #[derive(Deserialize)]
@@ -81,10 +81,9 @@ pub struct Policy {
     pub log: LogVerifier,
     /// Steps from creator to deployer.
     pub steps: Vec<PolicyStep>,
-    /// Witness cosignatures a checkpoint needs (0: none).
-    pub min_witnesses: usize,
-    /// Trusted witness verifier keys.
-    pub witnesses: Vec<String>,
+    /// The witnesses trusted and how many of them must cosign each receipt's
+    /// checkpoint (`min_witnesses`; 0 asks for none).
+    pub witnesses: WitnessPolicy,
 }
 
 impl Policy {
@@ -103,10 +102,14 @@ impl Policy {
         if raw.step.is_empty() {
             return Err(PolicyError::NoSteps);
         }
-        // Fail closed: a policy that relies on witnesses must not pass unwitnessed.
-        if raw.min_witnesses > 0 {
-            return Err(PolicyError::WitnessesUnsupported(raw.min_witnesses));
-        }
+        let witness_keys = raw
+            .witnesses
+            .iter()
+            .map(|v| WitnessVerifier::from_vkey(v))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(PolicyError::Witness)?;
+        let witnesses =
+            WitnessPolicy::new(witness_keys, raw.min_witnesses).map_err(PolicyError::Witness)?;
         let mut steps = Vec::with_capacity(raw.step.len());
         for (index, s) in raw.step.into_iter().enumerate() {
             let build_type = match (&s.build_type, s.name.parse::<Step>()) {
@@ -150,8 +153,7 @@ impl Policy {
         Ok(Policy {
             log,
             steps,
-            min_witnesses: raw.min_witnesses,
-            witnesses: raw.witnesses,
+            witnesses,
         })
     }
 }
@@ -191,6 +193,29 @@ mod tests {
         assert!(!p.steps[1].required);
     }
 
+    fn witness_vkey(seed: u8) -> String {
+        crate::witness::WitnessSigner::new(
+            "witness.example/w",
+            ed25519_dalek::SigningKey::from_bytes(&[seed; 32]),
+        )
+        .unwrap()
+        .verifier()
+        .to_vkey()
+    }
+
+    #[test]
+    fn policy_reads_witnesses() {
+        let text = format!(
+            "log_key = \"{}\"\nmin_witnesses = 2\nwitnesses = [\"{}\", \"{}\"]\n[[step]]\nname = \"train\"\nsigners = [\"ab\"]\n",
+            vkey(),
+            witness_vkey(4),
+            witness_vkey(5)
+        );
+        let p = Policy::from_toml(&text, resolve).unwrap();
+        assert_eq!(p.witnesses.min(), 2);
+        assert_eq!(p.witnesses.witnesses().len(), 2);
+    }
+
     #[test]
     fn bad_policies_are_rejected() {
         let fp = "ab";
@@ -212,6 +237,20 @@ mod tests {
             ),
             format!(
                 "log_key = \"{}\"\nextra = 1\n[[step]]\nname = \"train\"\nsigners = [\"{fp}\"]\n",
+                vkey()
+            ),
+            // More cosignatures than witnesses, a log key as a witness, a bad key.
+            format!(
+                "log_key = \"{}\"\nmin_witnesses = 2\nwitnesses = [\"{}\"]\n[[step]]\nname = \"train\"\nsigners = [\"{fp}\"]\n",
+                vkey(),
+                witness_vkey(4)
+            ),
+            format!(
+                "log_key = \"{0}\"\nmin_witnesses = 1\nwitnesses = [\"{0}\"]\n[[step]]\nname = \"train\"\nsigners = [\"{fp}\"]\n",
+                vkey()
+            ),
+            format!(
+                "log_key = \"{}\"\nmin_witnesses = 1\n[[step]]\nname = \"train\"\nsigners = [\"{fp}\"]\n",
                 vkey()
             ),
         ];

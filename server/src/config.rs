@@ -2,6 +2,7 @@
 //! variables, and an optional TOML file with the same keys. Flags and environment win
 //! over the file; the file wins over defaults.
 
+use crate::witness::WitnessTarget;
 use clap::Args;
 use pedigree_core::entry::Limits;
 use serde::{Deserialize, Serialize};
@@ -59,6 +60,14 @@ pub struct ServeArgs {
     /// 0 closes every connection after one response [default: 0]
     #[arg(long, env = "PEDIGREE_KEEP_ALIVE_MS")]
     pub keep_alive_ms: Option<u64>,
+    /// A witness to ask for cosignatures, NAME=URL=VKEY: a label, the witness's
+    /// submission URL (http://) and its cosignature verifier key (repeatable)
+    #[arg(long = "witness", value_name = "NAME=URL=VKEY")]
+    pub witness: Vec<String>,
+    /// Cosignatures a checkpoint needs before `GET /checkpoint` serves it
+    /// [default: the number of witnesses]
+    #[arg(long, env = "PEDIGREE_MIN_WITNESS_COSIGNATURES")]
+    pub min_witness_cosignatures: Option<usize>,
 }
 
 /// The settings a config file may hold.
@@ -79,6 +88,8 @@ pub struct FileConfig {
     max_materials: Option<usize>,
     client_timeout_ms: Option<u64>,
     keep_alive_ms: Option<u64>,
+    witness: Option<Vec<String>>,
+    min_witness_cosignatures: Option<usize>,
 }
 
 /// The effective configuration.
@@ -104,6 +115,10 @@ pub struct Config {
     pub client_timeout_ms: u64,
     /// Idle time a connection is kept for another request; 0 disables keep-alive.
     pub keep_alive_ms: u64,
+    /// Witnesses, `NAME=URL=VKEY` each.
+    pub witness: Vec<String>,
+    /// Cosignatures a checkpoint needs to be published at `/checkpoint`.
+    pub min_witness_cosignatures: usize,
     /// Per-submission caps.
     #[serde(skip)]
     pub limits: Limits,
@@ -131,7 +146,17 @@ impl Config {
             .or(file.signing_key)
             .unwrap_or_else(|| data_dir.join("log-signing.key"));
         let defaults = Limits::default();
+        let witness = if args.witness.is_empty() {
+            file.witness.unwrap_or_default()
+        } else {
+            args.witness.clone()
+        };
         let config = Config {
+            min_witness_cosignatures: args
+                .min_witness_cosignatures
+                .or(file.min_witness_cosignatures)
+                .unwrap_or(witness.len()),
+            witness,
             listen: args
                 .listen
                 .or(file.listen)
@@ -199,6 +224,18 @@ impl Config {
                 self.keep_alive_ms
             ));
         }
+        let witnesses = self.witnesses()?;
+        if witnesses.is_empty() && self.min_witness_cosignatures > 0 {
+            return Err("min_witness_cosignatures needs at least one witness".into());
+        }
+        if !witnesses.is_empty() && !(1..=witnesses.len()).contains(&self.min_witness_cosignatures)
+        {
+            return Err(format!(
+                "min_witness_cosignatures {} must be 1..={} (the witnesses configured)",
+                self.min_witness_cosignatures,
+                witnesses.len()
+            ));
+        }
         if self.max_body_bytes < 1024 {
             return Err(format!(
                 "max_body_bytes {} is below 1024",
@@ -206,6 +243,25 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The configured witnesses, parsed.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the witness that does not parse, or a repeated name.
+    pub fn witnesses(&self) -> Result<Vec<WitnessTarget>, String> {
+        let parsed = self
+            .witness
+            .iter()
+            .map(|w| WitnessTarget::parse(w))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, w) in parsed.iter().enumerate() {
+            if parsed[..i].iter().any(|o| o.name == w.name) {
+                return Err(format!("witness name {} is given twice", w.name));
+            }
+        }
+        Ok(parsed)
     }
 
     /// The origin used when neither the flags nor the store name one.
@@ -258,5 +314,49 @@ mod tests {
             ..ServeArgs::default()
         };
         assert!(Config::resolve(&args).unwrap_err().contains("batch_size"));
+        let args = ServeArgs {
+            min_witness_cosignatures: Some(1),
+            ..ServeArgs::default()
+        };
+        assert!(Config::resolve(&args)
+            .unwrap_err()
+            .contains("min_witness_cosignatures"));
+    }
+
+    #[test]
+    fn witnesses_come_from_flags_or_file_and_default_to_all_required() {
+        let vkey = pedigree_core::witness::WitnessSigner::new(
+            "w.example/a",
+            ed25519_dalek::SigningKey::from_bytes(&[5; 32]),
+        )
+        .unwrap()
+        .verifier()
+        .to_vkey();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "witness = [\"a=http://127.0.0.1:1={vkey}\", \"b=http://127.0.0.1:2={vkey}\"]\n"
+            ),
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        let c = Config::resolve(&args).unwrap();
+        assert_eq!(c.witnesses().unwrap().len(), 2);
+        assert_eq!(c.min_witness_cosignatures, 2);
+        let args = ServeArgs {
+            min_witness_cosignatures: Some(3),
+            ..args
+        };
+        assert!(Config::resolve(&args).is_err());
+        let args = ServeArgs {
+            witness: vec![format!("a=http://x={vkey}"), format!("a=http://y={vkey}")],
+            ..ServeArgs::default()
+        };
+        assert!(Config::resolve(&args).unwrap_err().contains("twice"));
     }
 }

@@ -16,6 +16,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use thiserror::Error;
 
+mod tile_cache;
+
 /// Why an engine operation failed.
 #[derive(Debug, Error)]
 pub enum EngineError {
@@ -48,6 +50,9 @@ pub struct AppendOutcome {
     pub duplicate: bool,
 }
 
+/// Stored hashes by stored-hash index, as one batch wrote or read them.
+pub type BatchHashes = HashMap<u64, Hash>;
+
 /// The result of committing one batch.
 #[derive(Clone, Debug)]
 pub struct BatchCommit {
@@ -57,6 +62,11 @@ pub struct BatchCommit {
     pub checkpoint: Arc<SignedCheckpoint>,
     /// One outcome per submitted entry, in order.
     pub outcomes: Vec<AppendOutcome>,
+    /// Every stored hash the batch wrote, and the right edge of the tree before it:
+    /// all that an inclusion proof of a new entry against `checkpoint` needs, so
+    /// [`LogEngine::inclusion_proof_after`] answers it without reading storage. The
+    /// values are exactly those stored (immutable once durable).
+    pub hashes: Arc<BatchHashes>,
 }
 
 /// An entry as stored: the leaf record and what it was built from.
@@ -106,8 +116,7 @@ impl<S: Store> HashReader for Hashes<'_, S> {
         }
         if !missing_keys.is_empty() {
             let got = self
-                .store
-                .multi_get(Column::Hashes, &missing_keys)
+                .read_stored(&missing_keys)
                 .map_err(|e| merkle::HashReaderError::InvalidInput(e.to_string()))?;
             for (pos, value) in missing_pos.into_iter().zip(got) {
                 let value = value.ok_or_else(|| {
@@ -128,6 +137,38 @@ impl<S: Store> HashReader for Hashes<'_, S> {
     }
 }
 
+impl<S: Store> Hashes<'_, S> {
+    /// Reads stored hashes by key. Keys that are ascending and dense (a hash tile's,
+    /// whose level-0 hashes interleave with the interior hashes between them) are read
+    /// with one ordered scan, far cheaper than as many point reads; others with one
+    /// multi-get.
+    fn read_stored(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let first = keys.first().and_then(|k| layout::decode_u64(k));
+        let last = keys.last().and_then(|k| layout::decode_u64(k));
+        let ascending = keys.windows(2).all(|w| w[0] < w[1]);
+        let (Some(first), Some(last), true) = (first, last, ascending && keys.len() >= 16) else {
+            return self.store.multi_get(Column::Hashes, keys);
+        };
+        let span = last - first + 1;
+        if span > 4 * keys.len() as u64 {
+            return self.store.multi_get(Column::Hashes, keys);
+        }
+        let rows = self
+            .store
+            .scan(Column::Hashes, &[], &keys[0], span as usize)?;
+        let mut rows = rows.into_iter().peekable();
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            while rows.next_if(|(k, _)| k < key).is_some() {}
+            out.push(rows.next_if(|(k, _)| k == key).map(|(_, v)| v));
+        }
+        Ok(out)
+    }
+}
+
+/// Most bytes of full tiles kept in memory (see [`tile_cache`]).
+const TILE_CACHE_BYTES: usize = 64 << 20;
+
 /// The log engine over a [`Store`].
 pub struct LogEngine<S: Store> {
     store: S,
@@ -139,6 +180,8 @@ pub struct LogEngine<S: Store> {
     /// When storage last accepted a health probe; probes within
     /// [`PROBE_INTERVAL`] of it reuse the answer, so health checks cost few fsyncs.
     last_probe_ok: Mutex<Option<std::time::Instant>>,
+    /// Full tiles already read: immutable, so served again without storage reads.
+    tiles: tile_cache::TileCache,
 }
 
 /// How long a successful storage probe is trusted.
@@ -191,6 +234,7 @@ impl<S: Store> LogEngine<S> {
             head: RwLock::new(Arc::new(head)),
             writer: Mutex::new(None),
             last_probe_ok: Mutex::new(None),
+            tiles: tile_cache::TileCache::new(TILE_CACHE_BYTES),
         })
     }
 
@@ -255,7 +299,13 @@ impl<S: Store> LogEngine<S> {
             .collect();
         let existing = self.store.multi_get(Column::Dedup, &dedup_keys)?;
 
-        let mut pending: HashMap<u64, Hash> = HashMap::new();
+        // The right edge of the stored tree: the only old hashes that new leaves and
+        // their proofs combine with. Read once here rather than leaf by leaf.
+        let edge = right_edge(first_index);
+        let edge_hashes = Hashes::stored(&self.store)
+            .read_hashes(&edge)
+            .map_err(ProofError::Storage)?;
+        let mut pending: BatchHashes = edge.into_iter().zip(edge_hashes).collect();
         let mut in_batch: HashMap<[u8; 32], AppendOutcome> = HashMap::new();
         let mut batch = WriteBatch::default();
         let mut outcomes = Vec::with_capacity(entries.len());
@@ -321,6 +371,7 @@ impl<S: Store> LogEngine<S> {
                 first_index,
                 checkpoint: head,
                 outcomes,
+                hashes: Arc::new(pending),
             });
         }
         let root = merkle::tree_hash(
@@ -342,6 +393,7 @@ impl<S: Store> LogEngine<S> {
             first_index,
             checkpoint: cp,
             outcomes,
+            hashes: Arc::new(pending),
         })
     }
 
@@ -483,6 +535,27 @@ impl<S: Store> LogEngine<S> {
         )?)
     }
 
+    /// Inclusion proof of `leaf_index` in the tree of `tree_size`, taking hashes from a
+    /// committed batch's [`BatchCommit::hashes`] first and from storage for the rest.
+    /// For an entry of that batch against its checkpoint nothing is read from storage.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Proof`] for an index or size the log cannot answer.
+    pub fn inclusion_proof_after(
+        &self,
+        batch: &BatchHashes,
+        leaf_index: u64,
+        tree_size: u64,
+    ) -> Result<Vec<Hash>, EngineError> {
+        self.check_size(tree_size)?;
+        let reader = Hashes {
+            store: &self.store,
+            pending: Some(batch),
+        };
+        Ok(merkle::prove_inclusion(leaf_index, tree_size, &reader)?)
+    }
+
     /// Consistency proof from `old_size` to `new_size` (at most the current size).
     ///
     /// # Errors
@@ -522,7 +595,8 @@ impl<S: Store> LogEngine<S> {
         Ok(())
     }
 
-    /// The bytes of a hash tile or entry bundle, if the current tree contains it.
+    /// The bytes of a hash tile or entry bundle, if the current tree contains it. Full
+    /// tiles are cached once read: the tree below a signed size never changes.
     ///
     /// # Errors
     ///
@@ -531,16 +605,36 @@ impl<S: Store> LogEngine<S> {
         if !coord.exists_in(self.checkpoint().tree_size) {
             return Err(EngineError::NotFound(format!("tile {}", coord.path())));
         }
-        if !coord.entries {
-            return Ok(coord.read_hash_tile(&self.hashes())?);
+        if let Some(data) = self.tiles.get(coord) {
+            return Ok(data.to_vec());
         }
-        let keys: Vec<Vec<u8>> = coord.leaf_range().map(layout::u64_key).collect();
+        let data = if coord.entries {
+            self.entry_bundle(coord)?
+        } else {
+            coord.read_hash_tile(&self.hashes())?
+        };
+        if coord.is_full() {
+            self.tiles.insert(*coord, Arc::new(data.clone()));
+        }
+        Ok(data)
+    }
+
+    /// Reads an entry bundle's leaves with one ordered scan (their keys are consecutive).
+    fn entry_bundle(&self, coord: &TileCoord) -> Result<Vec<u8>, EngineError> {
+        let range = coord.leaf_range();
+        let rows = self.store.scan(
+            Column::Leaves,
+            &[],
+            &layout::u64_key(range.start),
+            usize::from(coord.width),
+        )?;
+        let mut rows = rows.into_iter();
         let mut bundle = Vec::new();
-        for (i, leaf) in coord
-            .leaf_range()
-            .zip(self.store.multi_get(Column::Leaves, &keys)?)
-        {
-            let leaf = leaf.ok_or_else(|| EngineError::Corrupt(format!("leaf {i} is missing")))?;
+        for i in range {
+            let leaf = match rows.next() {
+                Some((k, v)) if layout::decode_u64(&k) == Some(i) => v,
+                _ => return Err(EngineError::Corrupt(format!("leaf {i} is missing"))),
+            };
             tiles::push_bundle_entry(&mut bundle, &leaf)
                 .map_err(|e| EngineError::Corrupt(format!("leaf {i}: {e}")))?;
         }
@@ -593,6 +687,22 @@ impl<S: Store> LogEngine<S> {
     }
 }
 
+/// Stored-hash indexes of the right edge of a tree of `tree_size` leaves: the roots of
+/// the perfect subtrees it splits into, from the left. Appending a leaf combines only
+/// these old hashes; so do the root and every inclusion proof of a leaf added after
+/// `tree_size` (each old sibling on its path is one of these roots).
+fn right_edge(tree_size: u64) -> Vec<u64> {
+    let mut edge = Vec::new();
+    let mut start = 0u64;
+    for level in (0..64u8).rev() {
+        if tree_size >> level & 1 == 1 {
+            edge.push(merkle::stored_hash_index(level, start >> level));
+            start += 1 << level;
+        }
+    }
+    edge
+}
+
 /// Checks a signed checkpoint against the stored hashes and leaves (see [`LogEngine::open`]).
 fn check_head<S: Store>(store: &S, cp: &SignedCheckpoint) -> Result<(), EngineError> {
     let reader = Hashes {
@@ -642,3 +752,6 @@ fn check_head<S: Store>(store: &S, cp: &SignedCheckpoint) -> Result<(), EngineEr
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,7 +3,8 @@
 //!
 //! In scope: storage ([`storage`], [`layout`]), the log engine ([`engine`]), the
 //! sequencer ([`sequencer`]), the HTTP API ([`api`]), configuration ([`config`]),
-//! metrics ([`metrics`]), start-up ([`service`]) and the offline store check ([`fsck`]).
+//! metrics ([`metrics`]), start-up ([`service`]), the offline store check ([`fsck`]) and
+//! collecting witness cosignatures ([`witness`]).
 //! Out of scope: formats and verification, which live in `pedigree-core`; this crate
 //! only admits, stores, sequences and serves.
 
@@ -16,3 +17,4 @@ pub mod metrics;
 pub mod sequencer;
 pub mod service;
 pub mod storage;
+pub mod witness;

@@ -99,6 +99,11 @@ pub struct Metrics {
     pub batch_size: Histogram,
     /// Seconds per batch commit (engine write including fsync and signing).
     pub commit_seconds: Histogram,
+    /// Tree size of the newest checkpoint published with enough witness cosignatures.
+    pub cosigned_tree_size: AtomicU64,
+    /// Failed cosigning requests by witness; empty when no witness is configured, and
+    /// then no witness metric is exported.
+    witness_failures: Mutex<BTreeMap<String, u64>>,
     /// HTTP responses by status code.
     requests: Mutex<BTreeMap<u16, u64>>,
 }
@@ -112,6 +117,8 @@ impl Default for Metrics {
             tree_size: AtomicU64::new(0),
             batch_size: Histogram::new(BATCH_BOUNDS),
             commit_seconds: Histogram::new(LATENCY_BOUNDS),
+            cosigned_tree_size: AtomicU64::new(0),
+            witness_failures: Mutex::new(BTreeMap::new()),
             requests: Mutex::new(BTreeMap::new()),
         }
     }
@@ -127,6 +134,26 @@ impl Metrics {
         if tree_size > before {
             self.entries_appended.add(tree_size - before);
         }
+    }
+
+    /// Turns on the witness metrics for the witnesses named.
+    pub fn enable_witnesses<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        let mut map = self
+            .witness_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for name in names {
+            map.entry(name.to_string()).or_default();
+        }
+    }
+
+    /// Counts one failed cosigning request to `witness`.
+    pub fn witness_failed(&self, witness: &str) {
+        let mut map = self
+            .witness_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *map.entry(witness.to_string()).or_default() += 1;
     }
 
     /// Counts one HTTP response.
@@ -174,6 +201,34 @@ impl Metrics {
             "gauge",
             queue_depth,
         );
+        let failures = self
+            .witness_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if !failures.is_empty() {
+            let cosigned = self.cosigned_tree_size.load(Ordering::Relaxed);
+            let tree_size = self.tree_size.load(Ordering::Relaxed);
+            counter(
+                "pedigree_cosigned_tree_size",
+                "Tree size of the checkpoint published with enough witness cosignatures.",
+                "gauge",
+                cosigned,
+            );
+            counter(
+                "pedigree_witness_lag_entries",
+                "Entries in the log's latest checkpoint beyond the cosigned one.",
+                "gauge",
+                tree_size.saturating_sub(cosigned),
+            );
+            let _ = writeln!(out, "# HELP pedigree_witness_failures_total Cosigning requests a witness did not answer with a valid cosignature.\n# TYPE pedigree_witness_failures_total counter");
+            for (name, n) in &failures {
+                let _ = writeln!(
+                    out,
+                    "pedigree_witness_failures_total{{witness=\"{name}\"}} {n}"
+                );
+            }
+        }
         self.batch_size.render(
             &mut out,
             "pedigree_batch_entries",

@@ -3,10 +3,13 @@
 //!
 //! Batching is what makes durable appends fast: one fsync and one checkpoint signature
 //! serve every entry in the batch. A batch closes when it holds `batch_size` entries or
-//! `batch_wait` has passed since its first entry. The queue in front is bounded: when it
-//! is full, submissions are refused at once (503) instead of growing memory.
+//! `batch_wait` has passed since its first entry was submitted; entries that queued
+//! while the previous batch was being committed have been waiting all along, so under
+//! load a batch closes as soon as the one before it is durable. The queue in front is
+//! bounded: when it is full, submissions are refused at once (503) instead of growing
+//! memory.
 
-use crate::engine::{AppendOutcome, EngineError, LogEngine};
+use crate::engine::{AppendOutcome, BatchHashes, EngineError, LogEngine};
 use crate::metrics::Metrics;
 use crate::storage::Store;
 use pedigree_core::checkpoint::SignedCheckpoint;
@@ -17,11 +20,25 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// What a submitter gets back once its batch is committed.
-pub type Committed = Result<(AppendOutcome, Arc<SignedCheckpoint>), Arc<EngineError>>;
+pub type Committed = Result<Sequenced, Arc<EngineError>>;
+
+/// A submission's place in the log, once its batch is durable.
+#[derive(Debug)]
+pub struct Sequenced {
+    /// Where the entry is, and whether it was already logged.
+    pub outcome: AppendOutcome,
+    /// The checkpoint that covers the batch.
+    pub checkpoint: Arc<SignedCheckpoint>,
+    /// The batch's hashes, to prove the entry without reading storage
+    /// ([`LogEngine::inclusion_proof_after`]).
+    pub hashes: Arc<BatchHashes>,
+}
 
 struct Job {
     entry: Admitted,
     reply: oneshot::Sender<Committed>,
+    /// When the entry was submitted: a batch's wait counts from its first entry's.
+    submitted: tokio::time::Instant,
 }
 
 /// Why a submission was not queued.
@@ -87,7 +104,12 @@ impl Sequencer {
             return Err(SubmitError::Overloaded);
         }
         let (reply, rx) = oneshot::channel();
-        match self.tx.try_send(Job { entry, reply }) {
+        let job = Job {
+            entry,
+            reply,
+            submitted: tokio::time::Instant::now(),
+        };
+        match self.tx.try_send(job) {
             Ok(()) => Ok(rx),
             Err(e) => {
                 self.in_flight.fetch_sub(1, Ordering::SeqCst);
@@ -134,8 +156,8 @@ async fn run<S: Store>(
         let Some(first) = rx.recv().await else {
             return;
         };
+        let deadline = first.submitted + batch_wait;
         batch.push(first);
-        let deadline = tokio::time::Instant::now() + batch_wait;
         while batch.len() < batch_size {
             // Take what is already queued without waiting, then wait for the deadline.
             match rx.try_recv() {
@@ -146,30 +168,34 @@ async fn run<S: Store>(
                 },
             }
         }
-        let jobs = std::mem::take(&mut batch);
-        let entries: Vec<Admitted> = jobs.iter().map(|j| j.entry.clone()).collect();
+        // The entries move to the commit task (and are dropped there, off the async
+        // workers); the replies stay here.
+        let (entries, replies): (Vec<Admitted>, Vec<_>) =
+            batch.drain(..).map(|j| (j.entry, j.reply)).unzip();
         let engine = Arc::clone(&engine);
         let started = Instant::now();
         // RocksDB's fsync blocks: run it off the async workers.
         let result = tokio::task::spawn_blocking(move || engine.append_batch(&entries))
             .await
             .unwrap_or_else(|e| Err(EngineError::Poisoned(format!("commit task failed: {e}"))));
-        let count = jobs.len() as u64;
+        let count = replies.len() as u64;
         match result {
             Ok(commit) => {
                 metrics.observe_commit(started.elapsed(), count, commit.checkpoint.tree_size);
-                for (job, outcome) in jobs.into_iter().zip(commit.outcomes) {
-                    let _ = job
-                        .reply
-                        .send(Ok((outcome, Arc::clone(&commit.checkpoint))));
+                for (reply, outcome) in replies.into_iter().zip(commit.outcomes) {
+                    let _ = reply.send(Ok(Sequenced {
+                        outcome,
+                        checkpoint: Arc::clone(&commit.checkpoint),
+                        hashes: Arc::clone(&commit.hashes),
+                    }));
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, entries = count, "batch commit failed");
                 metrics.commit_failures.inc();
                 let e = Arc::new(e);
-                for job in jobs {
-                    let _ = job.reply.send(Err(Arc::clone(&e)));
+                for reply in replies {
+                    let _ = reply.send(Err(Arc::clone(&e)));
                 }
             }
         }

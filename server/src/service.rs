@@ -1,5 +1,5 @@
 //! Starting the service: the signing key, the origin, opening the log and running the
-//! HTTP server with its sequencer.
+//! HTTP server with its sequencer and, when witnesses are configured, the cosigning task.
 
 use crate::api::{self, ApiError, AppState};
 use crate::config::Config;
@@ -8,6 +8,7 @@ use crate::layout::META_CHECKPOINT;
 use crate::metrics::Metrics;
 use crate::sequencer::Sequencer;
 use crate::storage::{Column, RocksStore, Store};
+use crate::witness::{self, Cosigned};
 use actix_web::http::KeepAlive;
 use actix_web::{web, App, HttpServer};
 use anyhow::{bail, Context as _, Result};
@@ -145,7 +146,20 @@ pub fn serve(config: Config, engine: LogEngine<RocksStore>) -> Result<()> {
             config.queue_size,
             Arc::clone(&metrics),
         );
+        let witnesses = config.witnesses().map_err(anyhow::Error::msg)?;
+        let cosigned = (!witnesses.is_empty()).then(|| Arc::new(Cosigned::default()));
+        if let Some(cosigned) = &cosigned {
+            metrics.enable_witnesses(witnesses.iter().map(|w| w.name.as_str()));
+            actix_web::rt::spawn(witness::run(
+                Arc::clone(&engine),
+                witnesses,
+                config.min_witness_cosignatures,
+                Arc::clone(cosigned),
+                Arc::clone(&metrics),
+            ));
+        }
         let state = web::Data::new(AppState {
+            cosigned,
             engine,
             sequencer,
             metrics: Arc::clone(&metrics),

@@ -8,3 +8,4 @@ mod crash;
 mod malformed;
 mod monitor;
 mod server_api;
+mod witness;

@@ -55,7 +55,7 @@ impl Server {
             .args(if extra.contains(&"--origin") {
                 &[][..]
             } else {
-                &["--origin", "e2e.pedigree.test/log"][..]
+                &["--origin", E2E_ORIGIN][..]
             })
             .args(extra)
             .env("PEDIGREE_LOG", "warn")
@@ -115,6 +115,98 @@ impl Server {
 }
 
 impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Origin of the logs [`Server::start`] runs unless told otherwise.
+pub const E2E_ORIGIN: &str = "e2e.pedigree.test/log";
+
+/// Writes a seeded checkpoint signing key as `<data_dir>/log-signing.key` (mode 0600),
+/// so a test knows the log's verifier key before the server starts (witnesses need it),
+/// and returns that verifier key for `origin`.
+pub fn write_log_key(data_dir: &Path, seed: u64, origin: &str) -> String {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let key = seeded_ed25519_key(seed);
+    std::fs::create_dir_all(data_dir).expect("create data dir");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(data_dir.join("log-signing.key"))
+        .expect("create log key");
+    std::io::Write::write_all(&mut f, key.to_pkcs8_pem().as_bytes()).expect("write log key");
+    let signing = key.as_ed25519().expect("ed25519").clone();
+    pedigree_core::checkpoint::LogSigner::new(origin, signing)
+        .expect("valid origin")
+        .verifier_key()
+}
+
+/// A running `pedigree witness serve`, killed when dropped.
+pub struct Witness {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// The witness's cosignature verifier key, as printed at start.
+    pub vkey: String,
+}
+
+impl Witness {
+    /// Starts a witness with the private key at `key`, named `name`, keeping its state in
+    /// `state`, for the logs `logs` (each `ORIGIN=VKEY` or `VKEY`), on `listen`
+    /// (`127.0.0.1:0` for a free port).
+    pub fn start(key: &Path, name: &str, state: &Path, logs: &[&str], listen: &str) -> Witness {
+        let mut cmd = Command::new(binary("pedigree"));
+        cmd.args(["witness", "serve", "--name", name, "--listen", listen])
+            .arg("--key")
+            .arg(key)
+            .arg("--state")
+            .arg(state);
+        for log in logs {
+            cmd.args(["--log", log]);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start pedigree witness");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let (mut url, mut vkey) = (None, None);
+        while vkey.is_none() {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(u) = line.strip_prefix("pedigree witness listening on ") {
+                        url = Some(u.to_string());
+                    } else if let Some(k) = line.strip_prefix("verifier key: ") {
+                        vkey = Some(k.to_string());
+                    }
+                }
+                _ => panic!("witness did not start"),
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        Witness {
+            child,
+            url: url.expect("witness listen line"),
+            vkey: vkey.expect("witness key line"),
+        }
+    }
+
+    /// The `127.0.0.1:<port>` it listens on, to restart it on the same address.
+    pub fn addr(&self) -> String {
+        self.url.trim_start_matches("http://").to_string()
+    }
+
+    /// Kills the witness with SIGKILL and waits for it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Witness {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -1,15 +1,19 @@
 //! `pedigree attest` (record one step of an artifact's life as signed SLSA provenance)
-//! and `pedigree submit` (log an existing bundle).
+//! and `pedigree submit` (log an existing bundle, or refresh its receipt: submitting
+//! again is idempotent and fetches a receipt against the newest cosigned checkpoint).
 
+use crate::client::Cosigned;
 use crate::cmd::key::{read_private_key, read_public_key};
 use crate::output::Output;
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use pedigree_core::bundle::Bundle;
 use pedigree_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
+use pedigree_core::receipt::LogReceipt;
 use pedigree_core::slsa::Step;
 use pedigree_core::statement::{Digest, ResourceDescriptor, Statement, STATEMENT_TYPE_V1};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Arguments of `pedigree attest`.
 #[derive(Args, Debug)]
@@ -40,6 +44,29 @@ pub struct AttestArgs {
     /// Bundle file to write [default: <step>.bundle.json]
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// With --log: how long to wait for a witness-cosigned checkpoint to cover the
+    /// entry when the log publishes cosigned checkpoints
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub witness_wait: u64,
+}
+
+/// Replaces a receipt against the log's own checkpoint with one against the checkpoint
+/// the log publishes with witness cosignatures, when it publishes such checkpoints
+/// (`spec/policy.md` section 5). Waits up to `wait_secs` for one to cover the entry;
+/// if none does, keeps the receipt and says how to refresh it. A log that does not
+/// answer `/checkpoint` keeps the receipt as it is: it is valid, only not witnessed.
+pub fn with_cosigned_checkpoint(log: &str, receipt: LogReceipt, wait_secs: u64) -> LogReceipt {
+    match crate::client::cosigned_receipt(log, &receipt, Duration::from_secs(wait_secs)) {
+        Ok(Cosigned::Receipt(r)) => r,
+        Ok(Cosigned::NoWitnesses) | Err(_) => receipt,
+        Ok(Cosigned::NotYet) => {
+            eprintln!(
+                "pedigree: warning: no witness-cosigned checkpoint covers log index {} yet; the receipt is against the log's own checkpoint (run `pedigree submit` on the bundle later to refresh it)",
+                receipt.log_index
+            );
+            receipt
+        }
+    }
 }
 
 fn parse_param(s: &str) -> Result<(String, serde_json::Value), String> {
@@ -133,7 +160,9 @@ pub fn run(args: AttestArgs, out: &Output) -> Result<()> {
     if let Some(log) = &args.log {
         let receipt = crate::client::submit(log, &bundle.envelope, std::slice::from_ref(&public))
             .with_context(|| format!("couldn't submit to {log}"))?;
-        bundle.receipts.push(receipt);
+        bundle
+            .receipts
+            .push(with_cosigned_checkpoint(log, receipt, args.witness_wait));
     }
     let path = args
         .out
@@ -163,6 +192,10 @@ pub struct SubmitArgs {
     /// Public (or private) key of the signer, sent to the log as verifier
     #[arg(long)]
     pub key: PathBuf,
+    /// How long to wait for a witness-cosigned checkpoint to cover the entry when the
+    /// log publishes cosigned checkpoints
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub witness_wait: u64,
 }
 
 /// Runs `pedigree submit`.
@@ -178,6 +211,7 @@ pub fn submit(args: SubmitArgs, out: &Output) -> Result<()> {
     let key = read_public_key(&args.key)?;
     let receipt = crate::client::submit(&args.log, &bundle.envelope, &[key])
         .with_context(|| format!("couldn't submit to {}", args.log))?;
+    let receipt = with_cosigned_checkpoint(&args.log, receipt, args.witness_wait);
     let index = receipt.log_index;
     bundle.receipts.retain(|r| r.log_index != index);
     bundle.receipts.push(receipt);

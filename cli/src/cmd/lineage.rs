@@ -2,6 +2,7 @@
 
 use crate::cmd::attest::resolve_artifact;
 use crate::cmd::key::read_public_key;
+use crate::cmd::witness::witness_policy;
 use crate::output::Output;
 use anyhow::{anyhow, bail, Context as _, Result};
 use base64::engine::general_purpose::STANDARD;
@@ -50,6 +51,14 @@ pub struct VerifyArgs {
     /// Verify offline from a directory of bundles
     #[arg(long)]
     pub bundles: Option<PathBuf>,
+    /// A trusted witness's verifier key, or a file holding it (repeatable), added to the
+    /// policy's `witnesses`
+    #[arg(long = "witness", value_name = "VKEY")]
+    pub witnesses: Vec<String>,
+    /// Cosignatures every receipt's checkpoint needs; the larger of this and the
+    /// policy's `min_witnesses` applies [default: every --witness key]
+    #[arg(long, value_name = "K")]
+    pub min_witnesses: Option<usize>,
 }
 
 /// Runs a lineage command.
@@ -188,12 +197,19 @@ fn hash32(v: &Value) -> Result<[u8; 32]> {
 }
 
 /// Fetches the attestations upstream of `digest` from the log, each with a receipt
-/// built from the log's answer (verified later against the policy's log key).
-fn from_log(log: &str, digest: &str) -> Result<Vec<Attestation>> {
+/// built from the log's answer (verified later against the policy's log key). With
+/// `cosigned`, receipts are proved against the log's published cosigned checkpoint
+/// where it covers the entry.
+fn from_log(log: &str, digest: &str, cosigned: bool) -> Result<Vec<Attestation>> {
     let graph = crate::client::get_json(
         log,
         &format!("/api/v1/lineage/{digest}?direction=upstream&depth=64"),
     )?;
+    let published = if cosigned {
+        crate::client::published_checkpoint(log)?
+    } else {
+        None
+    };
     let mut out = Vec::new();
     for e in graph["entries"].as_array().into_iter().flatten() {
         let index = e["log_index"]
@@ -219,6 +235,18 @@ fn from_log(log: &str, digest: &str) -> Result<Vec<Attestation>> {
                 .collect::<Result<_>>()?,
             checkpoint: entry["checkpoint"].as_str().unwrap_or_default().to_string(),
         };
+        let receipt = match published.as_deref() {
+            Some(note) if crate::client::note_tree_size(note).is_some_and(|s| s > index) => {
+                let size = crate::client::note_tree_size(note).unwrap_or_default();
+                LogReceipt {
+                    tree_size: size,
+                    hashes: crate::client::inclusion_proof(log, index, size)?,
+                    checkpoint: String::from_utf8_lossy(note).into_owned(),
+                    ..receipt
+                }
+            }
+            _ => receipt,
+        };
         out.push(Attestation {
             source: format!("log entry {index}"),
             envelope,
@@ -229,12 +257,16 @@ fn from_log(log: &str, digest: &str) -> Result<Vec<Attestation>> {
 }
 
 /// Checks that every checkpoint the receipts used is consistent with the log's latest
-/// one: a log showing different histories to different readers is caught here.
+/// one: a log showing different histories to different readers is caught here. The
+/// latest is the log's own (`/api/v1/log`), which a cosigned `/checkpoint` may lag.
 fn check_consistency(log: &str, policy: &Policy, checkpoints: &[SignedCheckpoint]) -> Result<()> {
-    let latest_note = crate::client::get_bytes(log, "/checkpoint")?;
+    let info = crate::client::get_json(log, "/api/v1/log")?;
+    let latest_note = info["checkpoint"]
+        .as_str()
+        .ok_or_else(|| anyhow!("log info has no checkpoint"))?;
     let latest = policy
         .log
-        .verify(&latest_note)
+        .verify(latest_note.as_bytes())
         .map_err(|e| anyhow!("inconsistent checkpoint: the log's latest checkpoint is not signed by the trusted key: {e}"))?;
     for cp in checkpoints {
         if cp.tree_size > latest.tree_size {
@@ -279,10 +311,15 @@ fn check_consistency(log: &str, policy: &Policy, checkpoints: &[SignedCheckpoint
 }
 
 fn verify(args: &VerifyArgs, out: &Output) -> Result<()> {
-    let policy = load_policy(&args.policy)?;
+    let mut policy = load_policy(&args.policy)?;
+    if !args.witnesses.is_empty() || args.min_witnesses.is_some() {
+        policy.witnesses =
+            witness_policy(&args.witnesses, args.min_witnesses, Some(&policy.witnesses))?;
+    }
     let (_, digest) = resolve_artifact(&args.artifact)?;
+    let cosigned = policy.witnesses.min() > 0;
     let attestations = match (&args.log, &args.bundles) {
-        (Some(log), _) => from_log(log, &digest.to_string())?,
+        (Some(log), _) => from_log(log, &digest.to_string(), cosigned)?,
         (None, Some(dir)) => bundles_in(dir)?,
         (None, None) => bail!("give --log URL or --bundles DIR"),
     };

@@ -5,3 +5,5 @@ pub mod key;
 pub mod lineage;
 pub mod monitor;
 pub mod oms;
+pub mod proof;
+pub mod witness;

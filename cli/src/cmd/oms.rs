@@ -18,6 +18,7 @@ use pedigree_core::oms::{HashAlgorithm, Method, Mismatch, OmsStatement, DEFAULT_
 use serde_json::{json, Value};
 
 use crate::cmd::key::{read_private_key, read_public_key};
+use crate::cmd::witness::witness_policy;
 use crate::model::{self, HashOptions};
 use crate::output::Output;
 
@@ -84,6 +85,14 @@ pub struct VerifyArgs {
     /// (`<origin>+<id>+<key>`, or a file holding it)
     #[arg(long, value_name = "VKEY")]
     pub log_key: Option<String>,
+    /// With --log-key: a trusted witness's verifier key, or a file holding it
+    /// (repeatable); the receipt's checkpoint must carry its cosignature
+    #[arg(long = "witness", value_name = "VKEY", requires = "log_key")]
+    pub witnesses: Vec<String>,
+    /// Cosignatures from --witness keys each receipt's checkpoint needs
+    /// [default: every --witness key]
+    #[arg(long, value_name = "K", requires = "log_key")]
+    pub min_witnesses: Option<usize>,
 }
 
 /// Arguments of `pedigree hash`.
@@ -196,6 +205,7 @@ pub fn sign(args: SignArgs, out: &Output) -> Result<()> {
     if let Some(url) = &args.log {
         let receipt = crate::client::submit(url, &bundle.envelope, std::slice::from_ref(&public))
             .context("couldn't log the signature")?;
+        let receipt = crate::cmd::attest::with_cosigned_checkpoint(url, receipt, 10);
         if let Some(log) = &log_verifier {
             receipt
                 .verify(&bundle.envelope, log, Some(&public.fingerprint()))
@@ -289,16 +299,32 @@ fn verify_model(args: &VerifyArgs, out: &Output) -> Result<Value> {
     let mut receipts = Vec::new();
     if let Some(log_key) = &args.log_key {
         let log = read_log_key(log_key)?;
+        let witnesses = witness_policy(&args.witnesses, args.min_witnesses, None)?;
         if bundle.receipts.is_empty() {
             bail!("signature has no pedigree log receipt");
         }
         let mut first_error = None;
         for receipt in &bundle.receipts {
-            match receipt.verify(&bundle.envelope, &log, Some(&key.fingerprint())) {
-                Ok((checkpoint, _)) => receipts.push(json!({
+            let checked = receipt
+                .verify(&bundle.envelope, &log, Some(&key.fingerprint()))
+                .map_err(|e| {
+                    anyhow::Error::new(e).context("no log receipt verifies with the log key")
+                })
+                .and_then(|(checkpoint, _)| {
+                    let cosigned = witnesses
+                        .check(receipt.checkpoint.as_bytes())
+                        .map_err(|e| {
+                            anyhow::Error::new(e)
+                                .context("the log receipt's checkpoint is not witnessed")
+                        })?;
+                    Ok((checkpoint, cosigned))
+                });
+            match checked {
+                Ok((checkpoint, cosigned)) => receipts.push(json!({
                     "origin": checkpoint.origin,
                     "log_index": receipt.log_index,
                     "tree_size": checkpoint.tree_size,
+                    "witnesses": cosigned.iter().map(|c| c.witness.clone()).collect::<Vec<_>>(),
                 })),
                 Err(err) => {
                     first_error.get_or_insert(err);
@@ -306,8 +332,7 @@ fn verify_model(args: &VerifyArgs, out: &Output) -> Result<Value> {
             }
         }
         if receipts.is_empty() {
-            let err = first_error.expect("a receipt was tried");
-            return Err(anyhow::Error::new(err).context("no log receipt verifies with the log key"));
+            return Err(first_error.expect("a receipt was tried"));
         }
     }
 

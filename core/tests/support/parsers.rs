@@ -17,6 +17,11 @@ use pedigree_core::receipt::LogReceipt;
 use pedigree_core::slsa::{statement_materials, Provenance};
 use pedigree_core::statement::Statement;
 use pedigree_core::tiles::{self, TileCoord};
+use pedigree_core::tlogproof::TlogProof;
+use pedigree_core::witness::protocol::AddCheckpoint;
+use pedigree_core::witness::{
+    append_cosignatures, note_body, Cosignature, WitnessPolicy, WitnessSigner, WitnessVerifier,
+};
 use std::sync::LazyLock;
 
 /// Everything the checks verify against: a log, a signer key, one logged envelope and its
@@ -192,6 +197,41 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             }
             vec![bytes]
         }
+        "add_checkpoint" => {
+            let (_, _, proof, _) = &f.proof;
+            vec![
+                AddCheckpoint {
+                    old_size: 3,
+                    proof: proof.clone(),
+                    checkpoint: f.receipt.checkpoint.clone().into_bytes(),
+                }
+                .encode(),
+                AddCheckpoint {
+                    old_size: 0,
+                    proof: Vec::new(),
+                    checkpoint: f.receipt.checkpoint.clone().into_bytes(),
+                }
+                .encode(),
+            ]
+        }
+        "cosignature" => {
+            let note = cosigned_note();
+            let text = String::from_utf8(note).expect("utf-8");
+            vec![
+                text.lines().last().expect("a line").as_bytes().to_vec(),
+                witness().verifier().to_vkey().into_bytes(),
+            ]
+        }
+        "tlog_proof" => {
+            let (index, _, proof, _) = &f.proof;
+            vec![TlogProof {
+                extra: Some(f.receipt.leaf.clone()),
+                index: *index,
+                hashes: proof.iter().map(|h| h.0).collect(),
+                checkpoint: cosigned_note(),
+            }
+            .encode()]
+        }
         other => panic!("no seeds for {other}"),
     }
 }
@@ -213,7 +253,87 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("policy", policy),
     ("public_key", public_key),
     ("inclusion_proof", inclusion_proof),
+    ("add_checkpoint", add_checkpoint),
+    ("cosignature", cosignature),
+    ("tlog_proof", tlog_proof),
 ];
+
+/// The fixtures' witness.
+fn witness() -> WitnessSigner {
+    WitnessSigner::new(
+        "fuzz.pedigree.dev/witness",
+        ed25519_dalek::SigningKey::from_bytes(&[43; 32]),
+    )
+    .expect("valid name")
+}
+
+/// The receipt's checkpoint with the fixtures' witness's cosignature.
+fn cosigned_note() -> Vec<u8> {
+    let note = FIXTURES.receipt.checkpoint.as_bytes();
+    let body = note_body(note).expect("a signed note");
+    append_cosignatures(note, &[witness().cosign(&body, 1_700_000_000)]).expect("a signed note")
+}
+
+/// `AddCheckpoint::parse`: what parses re-encodes to the same bytes.
+pub fn add_checkpoint(data: &[u8]) -> bool {
+    let Ok(req) = AddCheckpoint::parse(data) else {
+        return false;
+    };
+    assert_eq!(
+        req.encode(),
+        data,
+        "add-checkpoint body does not round-trip"
+    );
+    true
+}
+
+/// `Cosignature::from_line` and `WitnessVerifier::from_vkey`: both round-trip, and a
+/// line that verifies on the fixtures' checkpoint is the witness's own.
+pub fn cosignature(data: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return false;
+    };
+    let mut accepted = false;
+    if let Ok(v) = WitnessVerifier::from_vkey(text) {
+        let again = WitnessVerifier::from_vkey(&v.to_vkey()).expect("a printed key parses");
+        assert_eq!(again, v);
+        accepted = true;
+    }
+    if let Ok(c) = Cosignature::from_line(text) {
+        assert_eq!(
+            Cosignature::from_line(&c.to_line()).expect("a printed line parses"),
+            c
+        );
+        let body = note_body(FIXTURES.receipt.checkpoint.as_bytes()).expect("a signed note");
+        if witness().verifier().verify(&body, &c).is_ok() {
+            let own = witness().cosign(&body, c.timestamp);
+            assert_eq!(c, own, "a changed cosignature verified");
+        }
+        accepted = true;
+    }
+    accepted
+}
+
+/// `TlogProof::parse`, then `verify` with the log key and one required witness: what
+/// parses re-encodes to the same bytes, and a proof that verifies proves the real leaf
+/// at its real index.
+pub fn tlog_proof(data: &[u8]) -> bool {
+    let Ok(proof) = TlogProof::parse(data) else {
+        return false;
+    };
+    assert_eq!(proof.encode(), data, "tlog-proof does not round-trip");
+    let policy = WitnessPolicy::new(vec![witness().verifier()], 1).expect("one witness");
+    if proof.verify(None, &FIXTURES.verifier, &policy).is_err() {
+        return false;
+    }
+    let (index, _, _, _) = &FIXTURES.proof;
+    assert_eq!(
+        (proof.index, proof.extra.as_deref()),
+        (*index, Some(&FIXTURES.receipt.leaf[..])),
+        "a tlog-proof for another entry verified"
+    );
+    true
+}
 
 /// `Envelope::from_json`: what parses re-encodes canonically and parses back the same.
 pub fn envelope(data: &[u8]) -> bool {

@@ -34,6 +34,9 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Time a request body may take to arrive.
     pub client_timeout: std::time::Duration,
+    /// The newest cosigned checkpoint, when witnesses are configured; `/checkpoint`
+    /// serves it instead of the log's own.
+    pub cosigned: Option<Arc<crate::witness::Cosigned>>,
 }
 
 /// Registers every route on an actix `App`.

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use futures_util::StreamExt as _;
 use pedigree_core::dsse::Envelope;
-use pedigree_core::entry::{self, envelope_digest};
+use pedigree_core::entry;
 use pedigree_core::keys::{KeyError, PublicKey};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -179,7 +179,7 @@ pub async fn submit(
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
         })??;
     // Idempotency: a logged envelope gets its existing index without joining a batch.
-    if let Some(index) = engine.find_envelope(&envelope_digest(&admitted.envelope_json))? {
+    if let Some(index) = engine.find_envelope(&admitted.record.envelope_sha256)? {
         return answer(&state, index, StatusCode::OK);
     }
     let leaf = admitted.record.encode();
@@ -198,13 +198,22 @@ pub async fn submit(
             "the sequencer dropped the submission",
         )
     })?;
-    let (outcome, cp) = committed.map_err(|e| ApiError::from(&*e))?;
+    let sequenced = committed.map_err(|e| ApiError::from(&*e))?;
+    let (outcome, cp) = (sequenced.outcome, sequenced.checkpoint);
     let status = if outcome.duplicate {
         StatusCode::OK
     } else {
         StatusCode::CREATED
     };
-    let proof = inclusion_against(engine, outcome.leaf_index, cp.tree_size, &cp.root_hash)?;
+    // The batch's own hashes hold the whole proof: no storage read per answer.
+    let hashes =
+        engine.inclusion_proof_after(&sequenced.hashes, outcome.leaf_index, cp.tree_size)?;
+    let proof = InclusionProof {
+        log_index: outcome.leaf_index,
+        tree_size: cp.tree_size,
+        root_hash: super::hex_hash(&cp.root_hash),
+        hashes: hashes.iter().map(super::hex_hash).collect(),
+    };
     // A duplicate within the batch was admitted at another time: report the stored leaf.
     let leaf = if outcome.duplicate {
         engine.record(outcome.leaf_index)?.encode()
