@@ -384,6 +384,8 @@ impl<S: Store> LogEngine<S> {
         let cp = self.signer.sign(size, root);
         batch.put(Column::Meta, META_CHECKPOINT, cp.note.clone());
         if let Err(e) = self.store.write(batch) {
+            // Health must not vouch for storage on the strength of an older probe.
+            *self.last_probe_ok.lock().unwrap_or_else(|e| e.into_inner()) = None;
             self.resync(&mut writer, &head, &cp);
             return Err(EngineError::Store(e));
         }

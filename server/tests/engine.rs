@@ -460,6 +460,21 @@ fn storage_faults_never_yield_two_checkpoints_for_one_size() {
     }
 }
 
+/// A health probe's success is reused for a few seconds, but not past a failed append:
+/// a full disk must show in `/healthz` at once.
+#[test]
+fn a_failed_append_makes_the_next_health_probe_write_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, inject, _) = faulty(dir.path());
+    engine.probe_storage().unwrap();
+    inject.store(Fault::FailBefore as u8, Ordering::SeqCst);
+    assert!(engine.append_batch(&[entry(0, None)]).is_err());
+    inject.store(Fault::FailBefore as u8, Ordering::SeqCst);
+    assert!(engine.probe_storage().is_err(), "probe answered from cache");
+    engine.probe_storage().unwrap();
+    engine.append_batch(&[entry(0, None)]).unwrap();
+}
+
 #[test]
 fn reads_past_the_tree_are_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -7,5 +7,6 @@ mod connections;
 mod crash;
 mod malformed;
 mod monitor;
+mod overload;
 mod server_api;
 mod witness;
