@@ -185,9 +185,18 @@ pub fn run(bins: &Bins, args: &AppendArgs) -> Result<()> {
                 },
                 201,
             );
-            let per_entry = |d: Duration| dur(d / res.ok.max(1) as u32);
-            let server_cpu = per_entry(procs::cpu_time(server.pid()) - server_cpu0);
-            let client_cpu = per_entry(procs::cpu_time(std::process::id()) - client_cpu0);
+            // User + system CPU per entry, and the system share.
+            let per_entry = |(u1, s1): (Duration, Duration), (u0, s0): (Duration, Duration)| {
+                let (user, sys) = (u1.saturating_sub(u0), s1.saturating_sub(s0));
+                let n = res.ok.max(1) as u32;
+                format!(
+                    "{} ({:.0}% sys)",
+                    dur((user + sys) / n),
+                    100.0 * sys.as_secs_f64() / (user + sys).as_secs_f64().max(1e-9)
+                )
+            };
+            let server_cpu = per_entry(procs::cpu_time(server.pid()), server_cpu0);
+            let client_cpu = per_entry(procs::cpu_time(std::process::id()), client_cpu0);
             if let Some(p) = profiler {
                 p.finish()?;
             }
@@ -544,18 +553,26 @@ impl Profiler {
                 .join("\n"))
         };
         let by_command = report(&["--sort", "comm", "--percent-limit", "0.5"])?;
+        let server_dso = report(&[
+            "--pid",
+            &self.server_pid.to_string(),
+            "--sort",
+            "dso",
+            "--percent-limit",
+            "0.4",
+        ])?;
         let server = report(&[
             "--pid",
             &self.server_pid.to_string(),
             "--sort",
             "dso,symbol",
             "--percent-limit",
-            "0.4",
+            "0.15",
         ])?;
         std::fs::write(
             &self.out,
             format!(
-                "CPU by thread name (whole machine):\n{by_command}\n\nServer process by symbol (percent of all samples):\n{server}\n"
+                "CPU by thread name (whole machine):\n{by_command}\n\nServer process by object (percent of all samples):\n{server_dso}\n\nServer process by symbol (percent of all samples):\n{server}\n"
             ),
         )?;
         let _ = std::fs::remove_file(&self.data);

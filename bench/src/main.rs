@@ -94,3 +94,25 @@ fn parse_defaults<T: clap::Args + clap::FromArgMatches>() -> Result<T> {
     let matches = cmd.try_get_matches_from(std::iter::empty::<String>())?;
     Ok(T::from_arg_matches(&matches)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_scenario_has_usable_defaults() {
+        let a = parse_defaults::<appends::AppendArgs>().unwrap();
+        assert_eq!(a.clients, [1, 16, 64, 256]);
+        assert_eq!(a.keep_alive_ms, [0, 5000]);
+        assert_eq!(parse_defaults::<reads::ReadArgs>().unwrap().clients, 64);
+        assert_eq!(
+            parse_defaults::<hashing::HashingArgs>().unwrap().size_mib,
+            1024
+        );
+        assert_eq!(parse_defaults::<lineage::LineageArgs>().unwrap().runs, 50);
+        assert_eq!(
+            parse_defaults::<scale::ScaleArgs>().unwrap().entries,
+            [10_000_000]
+        );
+    }
+}

@@ -238,8 +238,8 @@ pub fn dir_bytes(dir: &Path) -> u64 {
     total
 }
 
-/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`.
-pub fn cpu_time(pid: u32) -> Duration {
+/// CPU time a process has used so far, `(user, system)`, from `/proc/<pid>/stat`.
+pub fn cpu_time(pid: u32) -> (Duration, Duration) {
     static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     let ticks = *TICKS.get_or_init(|| {
         output(Command::new("getconf").arg("CLK_TCK"))
@@ -259,5 +259,6 @@ pub fn cpu_time(pid: u32) -> Duration {
             .and_then(|f| f.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    Duration::from_secs_f64((field(14) + field(15)) as f64 / ticks)
+    let secs = |ticks_used: u64| Duration::from_secs_f64(ticks_used as f64 / ticks);
+    (secs(field(14)), secs(field(15)))
 }

@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// Largest request body whose single signature is checked on the async worker itself.
+const INLINE_ADMIT_MAX_BODY_BYTES: usize = 64 << 10;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SubmitRequest<'a> {
@@ -171,13 +174,24 @@ pub async fn submit(
 
     let engine = &state.engine;
     let limits = state.limits;
-    // Signature checks are CPU work: keep them off the async workers. A resubmission is
-    // checked like a first submission, so bad input is refused whatever is logged.
-    let admitted = web::block(move || entry::admit(&envelope, &verifiers, &limits, now_ms()))
-        .await
-        .map_err(|e| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-        })??;
+    // A resubmission is checked like a first submission, so bad input is refused
+    // whatever is logged. Signature checks are CPU work: a small submission with one
+    // signature and one key (about 70 µs) is checked here, because under load handing
+    // it to the blocking pool and back cost about 40 µs more CPU per submission
+    // (BENCHMARKS.md); anything larger goes to the blocking pool, so an async worker
+    // is never held for long.
+    let small = envelope.signatures.len() == 1
+        && verifiers.len() == 1
+        && body.len() <= INLINE_ADMIT_MAX_BODY_BYTES;
+    let admitted = if small {
+        entry::admit(&envelope, &verifiers, &limits, now_ms())?
+    } else {
+        web::block(move || entry::admit(&envelope, &verifiers, &limits, now_ms()))
+            .await
+            .map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            })??
+    };
     // Idempotency: a logged envelope gets its existing index without joining a batch.
     if let Some(index) = engine.find_envelope(&admitted.record.envelope_sha256)? {
         return answer(&state, index, StatusCode::OK);
