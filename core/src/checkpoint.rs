@@ -186,6 +186,41 @@ fn encoded_public_key(key: &VerifyingKey) -> Vec<u8> {
     out
 }
 
+/// Parses a C2SP note verifier key `<name>+<key id hex>+base64(alg || Ed25519 key)`
+/// whose algorithm byte must be `alg` (`what` names it in errors): the name, the key id
+/// (checked against name and key) and the key, which must not be weak. Shared by log
+/// keys and witness cosignature keys, which differ only in the algorithm byte.
+pub(crate) fn parse_ed25519_vkey(
+    vkey: &str,
+    alg: u8,
+    what: &'static str,
+) -> Result<(String, u32, VerifyingKey), &'static str> {
+    use base64::Engine as _;
+    let vkey = vkey.trim();
+    let (name, rest) = vkey.split_once('+').ok_or("missing '+'")?;
+    let (id_hex, key_b64) = rest.split_once('+').ok_or("missing key id")?;
+    if id_hex.len() != 8 || !id_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("key id is not 8 hex digits");
+    }
+    validate_origin(name).map_err(|_| "invalid key name")?;
+    let key_id = u32::from_str_radix(id_hex, 16).map_err(|_| "bad key id")?;
+    let material = base64::engine::general_purpose::STANDARD
+        .decode(key_b64)
+        .map_err(|_| "key is not base64")?;
+    if material.first() != Some(&alg) {
+        return Err(what);
+    }
+    let bytes: [u8; 32] = material[1..].try_into().map_err(|_| "bad key length")?;
+    if signed_note::key_id(name, &material) != key_id {
+        return Err("key id does not match name and key");
+    }
+    let key = VerifyingKey::from_bytes(&bytes).map_err(|_| "invalid Ed25519 key")?;
+    if key.is_weak() {
+        return Err("weak Ed25519 key");
+    }
+    Ok((name.to_string(), key_id, key))
+}
+
 /// Verifies checkpoints of one log, given its verifier key.
 #[derive(Clone, Debug)]
 pub struct LogVerifier {
@@ -219,34 +254,10 @@ impl LogVerifier {
     /// [`CheckpointError::MalformedVerifierKey`] for anything but a well-formed Ed25519
     /// verifier key whose key id matches its name and key.
     pub fn from_vkey(vkey: &str) -> Result<Self, CheckpointError> {
-        use base64::Engine as _;
-        let malformed = |reason| CheckpointError::MalformedVerifierKey { reason };
-        let vkey = vkey.trim();
-        let (name, rest) = vkey.split_once('+').ok_or(malformed("missing '+'"))?;
-        let (id_hex, key_b64) = rest.split_once('+').ok_or(malformed("missing key id"))?;
-        if id_hex.len() != 8 || !id_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(malformed("key id is not 8 hex digits"));
-        }
-        validate_origin(name).map_err(|_| malformed("invalid key name"))?;
-        let key_id = u32::from_str_radix(id_hex, 16).map_err(|_| malformed("bad key id"))?;
-        let key = base64::engine::general_purpose::STANDARD
-            .decode(key_b64)
-            .map_err(|_| malformed("key is not base64"))?;
-        if key.len() != 33 || key[0] != ALG_ED25519 {
-            return Err(malformed("not an Ed25519 key"));
-        }
-        if signed_note::key_id(name, &key) != key_id {
-            return Err(malformed("key id does not match name and key"));
-        }
-        let bytes: [u8; 32] = key[1..]
-            .try_into()
-            .map_err(|_| malformed("bad key length"))?;
-        let key = VerifyingKey::from_bytes(&bytes).map_err(|_| malformed("invalid Ed25519 key"))?;
-        if key.is_weak() {
-            return Err(malformed("weak Ed25519 key"));
-        }
+        let (origin, key_id, key) = parse_ed25519_vkey(vkey, ALG_ED25519, "not an Ed25519 key")
+            .map_err(|reason| CheckpointError::MalformedVerifierKey { reason })?;
         Ok(Self {
-            origin: name.to_string(),
+            origin,
             key,
             key_id,
         })

@@ -23,7 +23,7 @@
 
 pub mod protocol;
 
-use crate::checkpoint::validate_origin;
+use crate::checkpoint::{parse_ed25519_vkey, validate_origin};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
@@ -233,38 +233,10 @@ impl WitnessVerifier {
     /// cosignature/v1 key whose key id matches its name and key. A log's key (type
     /// 0x01) is refused, so a log key can never count as a witness.
     pub fn from_vkey(vkey: &str) -> Result<Self, WitnessError> {
-        let malformed = |reason| WitnessError::MalformedVerifierKey { reason };
-        let vkey = vkey.trim();
-        let (name, rest) = vkey.split_once('+').ok_or(malformed("missing '+'"))?;
-        let (id_hex, key_b64) = rest.split_once('+').ok_or(malformed("missing key id"))?;
-        if id_hex.len() != 8 || !id_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(malformed("key id is not 8 hex digits"));
-        }
-        validate_origin(name).map_err(|_| malformed("invalid key name"))?;
-        let id = u32::from_str_radix(id_hex, 16).map_err(|_| malformed("bad key id"))?;
-        let material = STANDARD
-            .decode(key_b64)
-            .map_err(|_| malformed("key is not base64"))?;
-        match material.first() {
-            Some(&ALG_COSIGNATURE_V1) if material.len() == 33 => {}
-            Some(&ALG_COSIGNATURE_V1) => return Err(malformed("bad key length")),
-            _ => return Err(malformed("not a cosignature/v1 (0x04) key")),
-        }
-        let bytes: [u8; 32] = material[1..]
-            .try_into()
-            .map_err(|_| malformed("bad key length"))?;
-        let key = VerifyingKey::from_bytes(&bytes).map_err(|_| malformed("invalid Ed25519 key"))?;
-        if key.is_weak() {
-            return Err(malformed("weak Ed25519 key"));
-        }
-        if key_id(name, &key) != id {
-            return Err(malformed("key id does not match name and key"));
-        }
-        Ok(Self {
-            name: name.to_string(),
-            key,
-            key_id: id,
-        })
+        let (name, key_id, key) =
+            parse_ed25519_vkey(vkey, ALG_COSIGNATURE_V1, "not a cosignature/v1 (0x04) key")
+                .map_err(|reason| WitnessError::MalformedVerifierKey { reason })?;
+        Ok(Self { name, key, key_id })
     }
 
     /// The key in note form.
