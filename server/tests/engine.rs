@@ -14,6 +14,8 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 
+mod support;
+
 const ORIGIN: &str = "test.pedigree.dev/log";
 
 fn signer() -> LogSigner {
@@ -27,39 +29,16 @@ fn key() -> &'static PrivateKey {
 
 /// A signed, admitted entry about a subject derived from `n`, built from `material`.
 fn entry(n: u64, material: Option<u64>) -> Admitted {
-    let digest = |x: u64| hex::encode(sha2::Sha256::digest(x.to_be_bytes()));
-    let deps: Vec<_> = material
-        .map(|m| serde_json::json!({"name": "input", "digest": {"sha256": digest(m)}}))
-        .into_iter()
-        .collect();
-    let statement = serde_json::json!({
-        "_type": "https://in-toto.io/Statement/v1",
-        "subject": [{"name": format!("model-{n}"), "digest": {"sha256": digest(n)}}],
-        "predicateType": "https://slsa.dev/provenance/v1",
-        "predicate": {
-            "buildDefinition": {
-                "buildType": "https://pedigree.dev/ml/train/v1",
-                "externalParameters": {"n": n},
-                "resolvedDependencies": deps,
-            },
-            "runDetails": {"builder": {"id": "https://ci.example/builder"}}
-        }
-    });
     let env = Envelope::sign(
         IN_TOTO_PAYLOAD_TYPE,
-        serde_json::to_vec(&statement).unwrap(),
+        support::train_statement(n, material),
         &[key()],
     );
     admit(&env, &[key().public_key()], &Limits::default(), 1_000 + n).unwrap()
 }
 
-use sha2::Digest as _;
-
 fn subject_term(n: u64) -> String {
-    format!(
-        "sha256:{}",
-        hex::encode(sha2::Sha256::digest(n.to_be_bytes()))
-    )
+    format!("sha256:{}", support::digest(n))
 }
 
 fn open(dir: &std::path::Path) -> Result<LogEngine<RocksStore>, EngineError> {

@@ -12,7 +12,8 @@ use pedigree_server::engine::LogEngine;
 use pedigree_server::fsck::{self, Damage, FsckError};
 use pedigree_server::layout::{self, META_CHECKPOINT};
 use pedigree_server::storage::{Column, RocksStore, Store, WriteBatch};
-use sha2::Digest as _;
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -36,31 +37,9 @@ fn seeded_key(seed: u8) -> PrivateKey {
     PrivateKey::from_pem(&pem).unwrap()
 }
 
-fn digest(n: u64) -> String {
-    hex::encode(sha2::Sha256::digest(n.to_be_bytes()))
-}
-
 /// Entry `n`: a model built from entry `n - 1`'s model, signed by one key, every tenth
 /// by two.
 fn entry(n: u64, keys: &[PrivateKey; 2]) -> Admitted {
-    let deps: Vec<_> = n
-        .checked_sub(1)
-        .map(|m| serde_json::json!({"name": "input", "digest": {"sha256": digest(m)}}))
-        .into_iter()
-        .collect();
-    let statement = serde_json::json!({
-        "_type": "https://in-toto.io/Statement/v1",
-        "subject": [{"name": format!("model-{n}"), "digest": {"sha256": digest(n)}}],
-        "predicateType": "https://slsa.dev/provenance/v1",
-        "predicate": {
-            "buildDefinition": {
-                "buildType": "https://pedigree.dev/ml/train/v1",
-                "externalParameters": {"n": n},
-                "resolvedDependencies": deps,
-            },
-            "runDetails": {"builder": {"id": "https://ci.example/builder"}}
-        }
-    });
     let signers: Vec<&PrivateKey> = if n.is_multiple_of(10) {
         keys.iter().collect()
     } else {
@@ -68,7 +47,7 @@ fn entry(n: u64, keys: &[PrivateKey; 2]) -> Admitted {
     };
     let env = Envelope::sign(
         IN_TOTO_PAYLOAD_TYPE,
-        serde_json::to_vec(&statement).unwrap(),
+        support::train_statement(n, n.checked_sub(1)),
         &signers,
     );
     let verifiers: Vec<_> = signers.iter().map(|k| k.public_key()).collect();
