@@ -46,8 +46,17 @@ struct Measured {
     size: u64,
     open: Duration,
     server_start: Duration,
+    /// Proofs with every hash read from RocksDB (hash cache off): p50, p99.
     inclusion: (Duration, Duration),
     consistency: (Duration, Duration),
+    /// Inclusion proofs over HTTP from the real server, its hash cache loaded: p50, p99.
+    http_inclusion: (Duration, Duration),
+    /// Proofs with the engine's hash cache loaded: p50, p99.
+    inclusion_cached: (Duration, Duration),
+    consistency_cached: (Duration, Duration),
+    /// Time to load the hash cache after opening, and the bytes it holds.
+    cache_load: Duration,
+    cache_bytes: u64,
     bytes_per_entry: f64,
     append_rate: f64,
 }
@@ -121,17 +130,68 @@ pub fn run(bins: &Bins, args: &ScaleArgs) -> Result<()> {
     };
     let secs = |d: Duration| (dur(d), d.as_secs_f64());
     t.row(row(
-        "inclusion proof p50 (engine, random leaf)",
-        &|m| secs(m.inclusion.0),
+        "inclusion proof p50 (engine, random leaf, hash cache loaded)",
+        &|m| secs(m.inclusion_cached.0),
         "ratio <= 1.5x",
     ));
-    t.row(row("inclusion proof p99", &|m| secs(m.inclusion.1), ""));
     t.row(row(
-        "consistency proof p50 (random old size)",
-        &|m| secs(m.consistency.0),
+        "inclusion proof p99 (hash cache loaded)",
+        &|m| secs(m.inclusion_cached.1),
+        "",
+    ));
+    t.row(row(
+        "consistency proof p50 (random old size, hash cache loaded)",
+        &|m| secs(m.consistency_cached.0),
         "ratio <= 1.5x",
     ));
-    t.row(row("consistency proof p99", &|m| secs(m.consistency.1), ""));
+    t.row(row(
+        "consistency proof p99 (hash cache loaded)",
+        &|m| secs(m.consistency_cached.1),
+        "",
+    ));
+    t.row(row(
+        "inclusion proof over HTTP p50 (GET /api/v1/proof/inclusion, new connection each)",
+        &|m| secs(m.http_inclusion.0),
+        "ratio <= 1.5x",
+    ));
+    t.row(row(
+        "inclusion proof over HTTP p99",
+        &|m| secs(m.http_inclusion.1),
+        "",
+    ));
+    t.row(row(
+        "inclusion proof p50, hash cache off (every hash from RocksDB)",
+        &|m| secs(m.inclusion.0),
+        "",
+    ));
+    t.row(row(
+        "inclusion proof p99, hash cache off",
+        &|m| secs(m.inclusion.1),
+        "",
+    ));
+    t.row(row(
+        "consistency proof p50, hash cache off",
+        &|m| secs(m.consistency.0),
+        "",
+    ));
+    t.row(row(
+        "consistency proof p99, hash cache off",
+        &|m| secs(m.consistency.1),
+        "",
+    ));
+    t.row(row(
+        "hash cache: time to load after open (background in the server)",
+        &|m| secs(m.cache_load),
+        "",
+    ));
+    t.row(row(
+        "hash cache: memory held",
+        &|m| {
+            let mib = m.cache_bytes as f64 / f64::from(1 << 20);
+            (format!("{mib:.1} MiB"), mib)
+        },
+        "",
+    ));
     t.row(row(
         "LogEngine::open (RocksDB open + O(log n) check)",
         &|m| secs(m.open),
@@ -168,7 +228,7 @@ pub fn run(bins: &Bins, args: &ScaleArgs) -> Result<()> {
         }
     }
     t.note(format!(
-        "Entries are synthetic: envelopes of the same shape and size as the appends scenario's ({envelope_bytes:.0} B of canonical JSON), signatures random and never checked. Proofs are timed in process on a freshly opened store, {} of each kind; start-up is the median of 3 spawns of the real binary. Load average after: {}.",
+        "Entries are synthetic: envelopes of the same shape and size as the appends scenario's ({envelope_bytes:.0} B of canonical JSON), signatures random and never checked. Proofs are timed in process on a freshly opened store, {} of each kind, first with the hash cache off (every stored hash read from RocksDB, its block cache cold), then again after loading the hash cache; start-up is the median of 3 spawns of the real binary. Load average after: {}.",
         args.proofs,
         report::load_average()
     ));
@@ -227,6 +287,89 @@ fn open_engine(dir: &Path) -> Result<(LogEngine<RocksStore>, Duration)> {
     Ok((engine, t.elapsed()))
 }
 
+/// p50 and p99 of `count` inclusion proofs of random leaves and `count` consistency
+/// proofs from random old sizes, against the engine's current size.
+#[allow(clippy::type_complexity)]
+fn time_proofs(
+    engine: &LogEngine<RocksStore>,
+    count: usize,
+) -> Result<((Duration, Duration), (Duration, Duration))> {
+    let size = engine.checkpoint().tree_size;
+    let mut x = size ^ 0x5eed;
+    let mut next = move |below: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % below
+    };
+    let mut inc = Vec::with_capacity(count);
+    let mut con = Vec::with_capacity(count);
+    for _ in 0..count {
+        let i = next(size);
+        let t = Instant::now();
+        std::hint::black_box(engine.inclusion_proof(i, size)?);
+        inc.push(t.elapsed());
+        let old = 1 + next(size - 1);
+        let t = Instant::now();
+        std::hint::black_box(engine.consistency_proof(old, size)?);
+        con.push(t.elapsed());
+    }
+    inc.sort();
+    con.sort();
+    let q = |v: &[Duration]| (report::quantile(v, 0.5), report::quantile(v, 0.99));
+    Ok((q(&inc), q(&con)))
+}
+
+/// p50 and p99 of `count` inclusion proofs of random leaves asked of a real server one
+/// at a time, once its hash cache holds every stored hash (`/metrics`).
+fn http_proofs(server: &ServerProc, size: u64, count: usize) -> Result<(Duration, Duration)> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(30))
+        .build();
+    let want = pedigree_core::merkle::stored_hash_count(size);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let metrics = agent
+            .get(&format!("{}/metrics", server.url))
+            .call()?
+            .into_string()?;
+        let held = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("pedigree_hash_cache_hashes "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or_else(|| anyhow::anyhow!("/metrics has no pedigree_hash_cache_hashes"))?;
+        if held >= want {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "hash cache not loaded after 600 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut x = size ^ 0xbeef;
+    let mut times = Vec::with_capacity(count);
+    for _ in 0..count {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let url = format!(
+            "{}/api/v1/proof/inclusion?index={}&tree_size={size}",
+            server.url,
+            x % size
+        );
+        let t = Instant::now();
+        let body = agent.get(&url).call()?.into_string()?;
+        times.push(t.elapsed());
+        std::hint::black_box(body);
+    }
+    times.sort();
+    Ok((
+        report::quantile(&times, 0.5),
+        report::quantile(&times, 0.99),
+    ))
+}
+
 /// Measures a log; then appends 10 batches of 1024 to time appends (unless
 /// `append_rate` is already known, for the small log).
 fn measure(
@@ -244,30 +387,21 @@ fn measure(
         opens.push(open_engine(dir)?.1);
     }
     let (engine, _) = open_engine(dir)?;
+    let engine = engine.with_hash_cache_bytes(0);
     let size = engine.checkpoint().tree_size;
     let bytes_per_entry = procs::dir_bytes(&dir.join("db")) as f64 / size as f64;
-    report::progress(&format!("scale: proofs at {size}"));
-    let mut x = size ^ 0x5eed;
-    let mut next = move |below: u64| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x % below
-    };
-    let mut inc = Vec::with_capacity(args.proofs);
-    let mut con = Vec::with_capacity(args.proofs);
-    for _ in 0..args.proofs {
-        let i = next(size);
-        let t = Instant::now();
-        std::hint::black_box(engine.inclusion_proof(i, size)?);
-        inc.push(t.elapsed());
-        let old = 1 + next(size - 1);
-        let t = Instant::now();
-        std::hint::black_box(engine.consistency_proof(old, size)?);
-        con.push(t.elapsed());
-    }
-    inc.sort();
-    con.sort();
+    report::progress(&format!("scale: proofs at {size}, hash cache off"));
+    let (inclusion, consistency) = time_proofs(&engine, args.proofs)?;
+    drop(engine);
+
+    report::progress(&format!("scale: loading the hash cache at {size}"));
+    let (engine, _) = open_engine(dir)?;
+    let t = Instant::now();
+    while !engine.load_hash_cache()? {}
+    let cache_load = t.elapsed();
+    let cache_bytes = engine.hash_cache_len() * 32;
+    report::progress(&format!("scale: proofs at {size}, hash cache loaded"));
+    let (inclusion_cached, consistency_cached) = time_proofs(&engine, args.proofs)?;
     drop(engine);
 
     let mut starts = Vec::new();
@@ -276,6 +410,11 @@ fn measure(
         starts.push(server.startup);
         server.stop();
     }
+    report::progress(&format!("scale: proofs over HTTP at {size}"));
+    let server = ServerProc::start(bins, dir, &[])?;
+    let http_inclusion = http_proofs(&server, size, args.proofs);
+    server.stop();
+    let http_inclusion = http_inclusion?;
 
     let append_rate = match gen {
         None => append_rate,
@@ -296,8 +435,13 @@ fn measure(
         size,
         open: report::median(&mut opens),
         server_start: report::median(&mut starts),
-        inclusion: (report::quantile(&inc, 0.5), report::quantile(&inc, 0.99)),
-        consistency: (report::quantile(&con, 0.5), report::quantile(&con, 0.99)),
+        inclusion,
+        consistency,
+        http_inclusion,
+        inclusion_cached,
+        consistency_cached,
+        cache_load,
+        cache_bytes,
         bytes_per_entry,
         append_rate,
     })

@@ -68,6 +68,11 @@ pub struct ServeArgs {
     /// [default: the number of witnesses]
     #[arg(long, env = "PEDIGREE_MIN_WITNESS_COSIGNATURES")]
     pub min_witness_cosignatures: Option<usize>,
+    /// Memory for the tree's stored hashes, in MiB (about 64 bytes per entry), so proofs
+    /// cost the same at any log size that fits; 0 reads every hash from RocksDB
+    /// [default: 1024]
+    #[arg(long, env = "PEDIGREE_HASH_CACHE_MB")]
+    pub hash_cache_mb: Option<u64>,
 }
 
 /// The settings a config file may hold.
@@ -90,6 +95,7 @@ pub struct FileConfig {
     keep_alive_ms: Option<u64>,
     witness: Option<Vec<String>>,
     min_witness_cosignatures: Option<usize>,
+    hash_cache_mb: Option<u64>,
 }
 
 /// The effective configuration.
@@ -119,6 +125,8 @@ pub struct Config {
     pub witness: Vec<String>,
     /// Cosignatures a checkpoint needs to be published at `/checkpoint`.
     pub min_witness_cosignatures: usize,
+    /// Memory for stored hashes, in MiB.
+    pub hash_cache_mb: u64,
     /// Per-submission caps.
     #[serde(skip)]
     pub limits: Limits,
@@ -175,6 +183,10 @@ impl Config {
                 .or(file.client_timeout_ms)
                 .unwrap_or(10_000),
             keep_alive_ms: args.keep_alive_ms.or(file.keep_alive_ms).unwrap_or(0),
+            hash_cache_mb: args
+                .hash_cache_mb
+                .or(file.hash_cache_mb)
+                .unwrap_or(crate::engine::DEFAULT_HASH_CACHE_BYTES >> 20),
             limits: Limits {
                 max_signatures: args
                     .max_signatures

@@ -16,7 +16,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use thiserror::Error;
 
+mod hash_cache;
 mod tile_cache;
+
+use hash_cache::HashCache;
 
 /// Why an engine operation failed.
 #[derive(Debug, Error)]
@@ -88,6 +91,7 @@ pub struct StoredEntry {
 pub(crate) struct Hashes<'a, S: Store> {
     store: &'a S,
     pending: Option<&'a HashMap<u64, Hash>>,
+    cache: Option<&'a HashCache>,
 }
 
 impl<'a, S: Store> Hashes<'a, S> {
@@ -96,22 +100,26 @@ impl<'a, S: Store> Hashes<'a, S> {
         Self {
             store,
             pending: None,
+            cache: None,
         }
     }
 }
 
 impl<S: Store> HashReader for Hashes<'_, S> {
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, merkle::HashReaderError> {
-        let mut out = vec![None; indexes.len()];
+        let mut out: Vec<Option<Hash>> = match self.pending {
+            Some(p) => indexes.iter().map(|idx| p.get(idx).copied()).collect(),
+            None => vec![None; indexes.len()],
+        };
+        if let Some(cache) = self.cache {
+            cache.fill(indexes, &mut out);
+        }
         let mut missing_keys = Vec::new();
         let mut missing_pos = Vec::new();
         for (pos, idx) in indexes.iter().enumerate() {
-            match self.pending.and_then(|p| p.get(idx)) {
-                Some(h) => out[pos] = Some(*h),
-                None => {
-                    missing_keys.push(layout::u64_key(*idx));
-                    missing_pos.push(pos);
-                }
+            if out[pos].is_none() {
+                missing_keys.push(layout::u64_key(*idx));
+                missing_pos.push(pos);
             }
         }
         if !missing_keys.is_empty() {
@@ -169,6 +177,13 @@ impl<S: Store> Hashes<'_, S> {
 /// Most bytes of full tiles kept in memory (see [`tile_cache`]).
 const TILE_CACHE_BYTES: usize = 64 << 20;
 
+/// Most bytes of stored hashes kept in memory unless configured otherwise (see
+/// [`hash_cache`]): all of them up to about 16 million entries.
+pub const DEFAULT_HASH_CACHE_BYTES: u64 = 1 << 30;
+
+/// Stored hashes copied into the hash cache per loader step.
+const HASH_LOAD_STEP: u64 = 1 << 16;
+
 /// The log engine over a [`Store`].
 pub struct LogEngine<S: Store> {
     store: S,
@@ -182,6 +197,8 @@ pub struct LogEngine<S: Store> {
     last_probe_ok: Mutex<Option<std::time::Instant>>,
     /// Full tiles already read: immutable, so served again without storage reads.
     tiles: tile_cache::TileCache,
+    /// Stored hashes from index 0 up to a budget, so proofs cost the same at any size.
+    hash_cache: HashCache,
 }
 
 /// How long a successful storage probe is trusted.
@@ -235,7 +252,61 @@ impl<S: Store> LogEngine<S> {
             writer: Mutex::new(None),
             last_probe_ok: Mutex::new(None),
             tiles: tile_cache::TileCache::new(TILE_CACHE_BYTES),
+            hash_cache: HashCache::new(DEFAULT_HASH_CACHE_BYTES),
         })
+    }
+
+    /// Replaces the hash cache with an empty one of `bytes` (0 disables it).
+    #[must_use]
+    pub fn with_hash_cache_bytes(mut self, bytes: u64) -> Self {
+        self.hash_cache = HashCache::new(bytes);
+        self
+    }
+
+    /// Copies the next stored hashes missing from the hash cache into it, at most
+    /// [`HASH_LOAD_STEP`] per call, and says whether the cache now holds all it can
+    /// (every stored hash below the signed size, or its budget). A server calls this
+    /// in the background after start-up until it returns `true`; proofs are correct
+    /// meanwhile, reading from storage what the cache does not hold yet.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Store`] when the read fails; [`EngineError::Corrupt`] when the
+    /// stored hashes are not the dense run the signed size implies.
+    pub fn load_hash_cache(&self) -> Result<bool, EngineError> {
+        let have = self.hash_cache.len();
+        let want =
+            merkle::stored_hash_count(self.checkpoint().tree_size).min(self.hash_cache.limit());
+        if have >= want {
+            return Ok(true);
+        }
+        let count = (want - have).min(HASH_LOAD_STEP);
+        let rows = self
+            .store
+            .scan(Column::Hashes, &[], &layout::u64_key(have), count as usize)?;
+        let mut hashes = Vec::with_capacity(rows.len());
+        for (i, (key, value)) in (have..).zip(&rows) {
+            if layout::decode_u64(key) != Some(i) {
+                return Err(EngineError::Corrupt(format!("stored hash {i} is missing")));
+            }
+            hashes.push(
+                merkle::hash_from_slice("stored hash", value)
+                    .map_err(|e| EngineError::Corrupt(format!("stored hash {i}: {e}")))?,
+            );
+        }
+        if (hashes.len() as u64) < count {
+            return Err(EngineError::Corrupt(format!(
+                "stored hash {} is missing",
+                have + hashes.len() as u64
+            )));
+        }
+        self.hash_cache.offer(have, &hashes);
+        Ok(self.hash_cache.len() >= want)
+    }
+
+    /// How many stored hashes the hash cache holds (for metrics and benchmarks).
+    pub fn hash_cache_len(&self) -> u64 {
+        self.hash_cache.len()
     }
 
     /// The latest signed checkpoint.
@@ -270,6 +341,7 @@ impl<S: Store> LogEngine<S> {
         Hashes {
             store: &self.store,
             pending: None,
+            cache: Some(&self.hash_cache),
         }
     }
 
@@ -302,7 +374,8 @@ impl<S: Store> LogEngine<S> {
         // The right edge of the stored tree: the only old hashes that new leaves and
         // their proofs combine with. Read once here rather than leaf by leaf.
         let edge = right_edge(first_index);
-        let edge_hashes = Hashes::stored(&self.store)
+        let edge_hashes = self
+            .hashes()
             .read_hashes(&edge)
             .map_err(ProofError::Storage)?;
         let mut pending: BatchHashes = edge.into_iter().zip(edge_hashes).collect();
@@ -332,6 +405,7 @@ impl<S: Store> LogEngine<S> {
                 let reader = Hashes {
                     store: &self.store,
                     pending: Some(&pending),
+                    cache: None,
                 };
                 merkle::stored_hashes_for_leaf(size, leaf_hash, &reader)?
             };
@@ -379,6 +453,7 @@ impl<S: Store> LogEngine<S> {
             &Hashes {
                 store: &self.store,
                 pending: Some(&pending),
+                cache: Some(&self.hash_cache),
             },
         )?;
         let cp = self.signer.sign(size, root);
@@ -391,6 +466,18 @@ impl<S: Store> LogEngine<S> {
         }
         let cp = Arc::new(cp);
         *self.head.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&cp);
+        let (start, end) = (
+            merkle::stored_hash_count(first_index),
+            merkle::stored_hash_count(size),
+        );
+        if self.hash_cache.len() >= start {
+            // Every hash the batch wrote is in `pending`; offer nothing if one is not.
+            let written: Option<Vec<Hash>> =
+                (start..end).map(|i| pending.get(&i).copied()).collect();
+            if let Some(written) = written {
+                self.hash_cache.offer(start, &written);
+            }
+        }
         Ok(BatchCommit {
             first_index,
             checkpoint: cp,
@@ -554,6 +641,7 @@ impl<S: Store> LogEngine<S> {
         let reader = Hashes {
             store: &self.store,
             pending: Some(batch),
+            cache: Some(&self.hash_cache),
         };
         Ok(merkle::prove_inclusion(leaf_index, tree_size, &reader)?)
     }
@@ -707,10 +795,7 @@ fn right_edge(tree_size: u64) -> Vec<u64> {
 
 /// Checks a signed checkpoint against the stored hashes and leaves (see [`LogEngine::open`]).
 fn check_head<S: Store>(store: &S, cp: &SignedCheckpoint) -> Result<(), EngineError> {
-    let reader = Hashes {
-        store,
-        pending: None,
-    };
+    let reader = Hashes::stored(store);
     let n = cp.tree_size;
     let root = merkle::tree_hash(n, &reader).map_err(|e| {
         EngineError::Corrupt(format!(

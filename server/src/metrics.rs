@@ -162,8 +162,9 @@ impl Metrics {
         *map.entry(status).or_default() += 1;
     }
 
-    /// Renders the text exposition format; `queue_depth` is sampled by the caller.
-    pub fn render(&self, queue_depth: u64) -> String {
+    /// Renders the text exposition format; `queue_depth` and `hash_cache_hashes` are
+    /// sampled by the caller.
+    pub fn render(&self, queue_depth: u64, hash_cache_hashes: u64) -> String {
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, kind: &str, v: u64| {
             let _ = writeln!(
@@ -200,6 +201,12 @@ impl Metrics {
             "Submissions waiting for or in a batch.",
             "gauge",
             queue_depth,
+        );
+        counter(
+            "pedigree_hash_cache_hashes",
+            "Stored tree hashes held in memory for proofs (32 bytes each); it grows to the tree's count or the configured budget after start-up.",
+            "gauge",
+            hash_cache_hashes,
         );
         let failures = self
             .witness_failures

@@ -122,7 +122,37 @@ pub fn open_log(config: &Config) -> Result<LogEngine<RocksStore>> {
         (None, None) => config.derived_origin(),
     };
     let signer = LogSigner::new(&origin, key).context("invalid origin")?;
-    LogEngine::open(store, signer).context("couldn't open the log")
+    Ok(LogEngine::open(store, signer)
+        .context("couldn't open the log")?
+        .with_hash_cache_bytes(config.hash_cache_mb << 20))
+}
+
+/// Fills the engine's hash cache from storage on a background thread, a step at a
+/// time, until it holds all it can; it stops early when the server is gone. Proofs are
+/// correct meanwhile (what the cache lacks is read from storage), only slower.
+fn load_hash_cache(engine: &Arc<LogEngine<RocksStore>>) {
+    let engine = Arc::downgrade(engine);
+    let spawned = std::thread::Builder::new()
+        .name("hash-cache-loader".into())
+        .spawn(move || loop {
+            let Some(engine) = engine.upgrade() else {
+                return;
+            };
+            match engine.load_hash_cache() {
+                Ok(true) => {
+                    tracing::info!(hashes = engine.hash_cache_len(), "hash cache loaded");
+                    return;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "hash cache not loaded; proofs read storage");
+                    return;
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "couldn't start the hash cache loader");
+    }
 }
 
 /// Runs the HTTP server and the sequencer until the process is stopped.
@@ -134,6 +164,7 @@ pub fn serve(config: Config, engine: LogEngine<RocksStore>) -> Result<()> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     actix_web::rt::System::new().block_on(async move {
         let engine = Arc::new(engine);
+        load_hash_cache(&engine);
         let metrics = Arc::new(Metrics::default());
         metrics.tree_size.store(
             engine.checkpoint().tree_size,

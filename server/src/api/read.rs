@@ -297,5 +297,9 @@ fn unhealthy(reason: &str) -> HttpResponse {
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render(state.sequencer.queue_depth()))
+        .body(
+            state
+                .metrics
+                .render(state.sequencer.queue_depth(), state.engine.hash_cache_len()),
+        )
 }

@@ -176,3 +176,70 @@ fn tiles_read_by_scan_and_from_the_cache_match_the_leaves() {
         Err(EngineError::NotFound(_))
     ));
 }
+
+#[test]
+fn proofs_from_the_hash_cache_match_proofs_from_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = || {
+        LogSigner::new(
+            "test.pedigree.dev/log",
+            ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
+        )
+        .unwrap()
+    };
+    let open = |bytes: u64| {
+        let store = Counting {
+            inner: RocksStore::open(dir.path()).unwrap(),
+            reads: AtomicUsize::new(0),
+        };
+        LogEngine::open(store, signer())
+            .unwrap()
+            .with_hash_cache_bytes(bytes)
+    };
+    let key = PrivateKey::generate(Algorithm::Ed25519);
+    let entries: Vec<Admitted> = (0..700).map(|i| entry(&key, i)).collect();
+
+    // Reference proofs, every hash read from storage.
+    let engine = open(0);
+    for batch in entries[..600].chunks(97) {
+        engine.append_batch(batch).unwrap();
+    }
+    assert_eq!(engine.hash_cache_len(), 0);
+    let proofs = |e: &LogEngine<Counting>, size: u64| -> Vec<Vec<Hash>> {
+        (0..size)
+            .map(|i| e.inclusion_proof(i, size).unwrap())
+            .chain((1..size).map(|old| e.consistency_proof(old, size).unwrap()))
+            .collect()
+    };
+    let want = proofs(&engine, 600);
+    drop(engine);
+
+    // A cache large enough for everything: loaded, proofs need no storage read.
+    let engine = open(1 << 20);
+    let mut steps = 0;
+    while !engine.load_hash_cache().unwrap() {
+        steps += 1;
+    }
+    assert!(steps < 3);
+    assert_eq!(engine.hash_cache_len(), merkle::stored_hash_count(600));
+    let reads = engine.store().reads.load(Ordering::SeqCst);
+    assert_eq!(proofs(&engine, 600), want);
+    assert_eq!(engine.store().reads.load(Ordering::SeqCst), reads);
+    // Appends continue the prefix, and proofs at the new size match storage's.
+    for batch in entries[600..].chunks(33) {
+        engine.append_batch(batch).unwrap();
+    }
+    assert_eq!(engine.hash_cache_len(), merkle::stored_hash_count(700));
+    let cached = proofs(&engine, 700);
+    drop(engine);
+
+    // A cache smaller than the tree holds a prefix; proofs read the rest.
+    let engine = open(32 * 500);
+    while !engine.load_hash_cache().unwrap() {}
+    assert_eq!(engine.hash_cache_len(), 500);
+    let reads = engine.store().reads.load(Ordering::SeqCst);
+    assert_eq!(proofs(&engine, 700), cached);
+    assert!(engine.store().reads.load(Ordering::SeqCst) > reads);
+    drop(engine);
+    assert_eq!(proofs(&open(0), 700), cached);
+}
