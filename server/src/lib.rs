@@ -8,6 +8,8 @@
 //! Out of scope: formats and verification, which live in `pedigree-core`; this crate
 //! only admits, stores, sequences and serves.
 
+#![forbid(unsafe_code)]
+
 pub mod api;
 pub mod config;
 pub mod engine;
