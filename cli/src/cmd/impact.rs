@@ -70,8 +70,12 @@ struct Log<'a> {
     /// artifact's own signer may revoke it.
     revokers: BTreeSet<String>,
     signer_may_revoke: bool,
-    revocations: BTreeMap<String, Vec<(u64, Vec<String>, Result<Revocation, String>)>>,
+    revocations: BTreeMap<String, Vec<Found>>,
 }
+
+/// A revocation entry as found: log index, signers as the log recorded them, and the
+/// predicate or why it is invalid.
+type Found = (u64, Vec<String>, Result<Revocation, String>);
 
 impl Log<'_> {
     fn lineage(&self, digest: &str, direction: &str) -> Result<Value> {
@@ -359,7 +363,7 @@ fn last_good(log: &mut Log, root: &str) -> Result<LastGood> {
             candidates.push((index, node.clone(), node_step, node_name));
         }
     }
-    candidates.sort_by(|a, b| b.0.cmp(&a.0));
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
     let mut skipped = Vec::new();
     let lineage = match (&name, &step) {
         (Some(n), Some(s)) => format!("name {n:?} or step {s}"),
