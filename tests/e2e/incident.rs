@@ -296,7 +296,7 @@ fn impact_lists_every_descendant_and_deployment_and_the_last_good_version() {
     assert!(!text.contains("REVOKED"), "{text}");
 
     c.revoke("v3/model.bin", "trainer.key", "jailbreak found", "r3.json");
-    let v = c.json(&["impact", &v1, "--log", &url]);
+    let v = c.json(&["impact", &v1, "--log", &url, "--policy", "policy.toml"]);
     let tree = &v["tree"];
     assert_eq!(tree["digest"], v1.as_str());
     assert_eq!(tree["revoked"], false);
@@ -309,6 +309,7 @@ fn impact_lists_every_descendant_and_deployment_and_the_last_good_version() {
     assert_eq!(n3["digest"], v3.as_str());
     assert_eq!(n3["revoked"], true, "{n3}");
     assert_eq!(n3["revocations"][0]["reason"], "jailbreak found");
+    assert_eq!(n3["revocations"][0]["proven"], true, "{n3}");
     let deployed: Vec<&str> = n3["children"]
         .as_array()
         .unwrap()
@@ -331,6 +332,28 @@ fn impact_lists_every_descendant_and_deployment_and_the_last_good_version() {
     let v = c.json(&["impact", "v3/model.bin", "--log", &url, "--last-good"]);
     assert_eq!(v["last_good"]["digest"], v2.as_str(), "{v}");
     assert_eq!(v["tree"]["revoked"], true);
+    assert_eq!(
+        v["tree"]["revocations"][0]["proven"], false,
+        "no --policy, no log key"
+    );
+
+    // A revoker the policy names counts with --policy, and only with it.
+    c.revoke(&canary, "security.key", "canary leaked", "rc.json");
+    let revoked_canary = |args: &[&str]| {
+        let mut all = vec!["impact", &v3, "--log", &url];
+        all.extend(args);
+        let v = c.json(&all);
+        let canary_node = v["tree"]["children"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["digest"] == canary.as_str())
+            .cloned()
+            .unwrap();
+        canary_node["revoked"].as_bool().unwrap()
+    };
+    assert!(!revoked_canary(&[]));
+    assert!(revoked_canary(&["--policy", "security-policy.toml"]));
     c.revoke("v2/model.bin", "trainer.key", "poisoned shard", "r2.json");
     let text = c.ok(&["impact", "v3/model.bin", "--log", &url, "--last-good"]);
     assert!(text.contains(&format!("last good: {v1}")), "{text}");

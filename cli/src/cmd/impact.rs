@@ -5,16 +5,19 @@
 //!
 //! Like `lineage show`, this reads the log's lineage index and search answers: it is a
 //! map for triage, not a verification (`pedigree lineage verify` is). A revocation counts
-//! here when its signers, as the log recorded them, include a signer of an attestation
-//! that produced the artifact, or a revoker of `--policy`'s `[revocation]` table
-//! (`spec/policy.md` section 6); others are listed as not authorised.
+//! here when its signers, as its leaf record names them, include a signer of an
+//! attestation that produced the artifact, or a revoker of `--policy`'s `[revocation]`
+//! table (`spec/policy.md` section 6); others are listed as not authorised. With
+//! `--policy`, a revocation must also be proven in the policy's log to count.
 
 use crate::cmd::attest::resolve_artifact;
-use crate::cmd::lineage::{load_policy, revocation_indexes};
+use crate::cmd::lineage::{entry_attestation, load_policy, revocation_indexes};
 use crate::output::Output;
-use anyhow::{bail, Context as _, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
+use pedigree_core::checkpoint::LogVerifier;
 use pedigree_core::dsse::Envelope;
+use pedigree_core::entry::LeafRecord;
 use pedigree_core::revocation::Revocation;
 use pedigree_core::statement::Statement;
 use serde::Serialize;
@@ -45,6 +48,8 @@ struct RevocationInfo {
     signers: Vec<String>,
     reason: String,
     superseded_by: Option<String>,
+    /// Whether its inclusion was proven against `--policy`'s log key.
+    proven: bool,
     /// Whether it counts: signed by the artifact's own signer or a policy revoker.
     authorised: bool,
 }
@@ -70,12 +75,15 @@ struct Log<'a> {
     /// artifact's own signer may revoke it.
     revokers: BTreeSet<String>,
     signer_may_revoke: bool,
+    /// `--policy`'s log key: revocations are then proven in that log, or do not count.
+    trusted: Option<LogVerifier>,
     revocations: BTreeMap<String, Vec<Found>>,
 }
 
-/// A revocation entry as found: log index, signers as the log recorded them, and the
-/// predicate or why it is invalid.
-type Found = (u64, Vec<String>, Result<Revocation, String>);
+/// A revocation entry as found: log index, signers as its leaf record names them, and
+/// the predicate with whether its inclusion was proven (with `--policy`), or why it does
+/// not count.
+type Found = (u64, Vec<String>, Result<(Revocation, bool), String>);
 
 impl Log<'_> {
     fn lineage(&self, digest: &str, direction: &str) -> Result<Value> {
@@ -95,13 +103,33 @@ impl Log<'_> {
         if !self.revocations.contains_key(digest) {
             let mut found = Vec::new();
             for index in revocation_indexes(self.url, digest)? {
-                let entry = crate::client::get_json(self.url, &format!("/api/v1/entries/{index}"))?;
-                let signers = strings(&entry["record"]["signers"]);
-                let revocation = Envelope::from_json(entry["envelope"].to_string().as_bytes())
-                    .map_err(|e| e.to_string())
-                    .and_then(|env| Statement::from_json(&env.payload).map_err(|e| e.to_string()))
-                    .and_then(|s| Revocation::from_statement(&s).map_err(|e| e.to_string()))
-                    .and_then(|r| r.ok_or_else(|| "not a revocation".to_string()));
+                let a = entry_attestation(self.url, index, None)?;
+                let receipt = a
+                    .receipt
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("log entry {index} came without a receipt"))?;
+                let signers = LeafRecord::decode(&receipt.leaf)
+                    .with_context(|| format!("log entry {index} has an invalid leaf record"))?
+                    .signers
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                let proven = match &self.trusted {
+                    Some(log) => receipt
+                        .verify(&a.envelope, log, None)
+                        .map(|_| true)
+                        .map_err(|e| format!("not provably in the trusted log: {e}")),
+                    None => Ok(false),
+                };
+                let revocation = proven.and_then(|proven| {
+                    let statement =
+                        Statement::from_json(&a.envelope.payload).map_err(|e| e.to_string())?;
+                    match Revocation::from_statement(&statement) {
+                        Ok(Some(r)) => Ok((r, proven)),
+                        Ok(None) => Err("not a revocation".to_string()),
+                        Err(e) => Err(e.to_string()),
+                    }
+                });
                 found.push((index, signers, revocation));
             }
             self.revocations.insert(digest.to_string(), found);
@@ -119,10 +147,11 @@ impl Log<'_> {
                     log_index: *index,
                     signers: signers.clone(),
                     reason: match r {
-                        Ok(r) => r.reason.clone(),
+                        Ok((r, _)) => r.reason.clone(),
                         Err(e) => format!("(invalid revocation: {e})"),
                     },
-                    superseded_by: r.as_ref().ok().and_then(|r| r.superseded_by.clone()),
+                    superseded_by: r.as_ref().ok().and_then(|(r, _)| r.superseded_by.clone()),
+                    proven: r.as_ref().is_ok_and(|(_, p)| *p),
                     authorised,
                 }
             })
@@ -407,7 +436,7 @@ fn last_good(log: &mut Log, root: &str) -> Result<LastGood> {
 pub fn run(args: ImpactArgs, out: &Output) -> Result<()> {
     let (_, digest) = resolve_artifact(&args.artifact)?;
     let root = digest.to_string();
-    let (revokers, signer_may_revoke) = match &args.policy {
+    let (revokers, signer_may_revoke, trusted) = match &args.policy {
         Some(p) => {
             let policy = load_policy(p)?;
             (
@@ -418,14 +447,16 @@ pub fn run(args: ImpactArgs, out: &Output) -> Result<()> {
                     .map(|k| k.fingerprint().to_string())
                     .collect(),
                 policy.revocation.signer_may_revoke,
+                Some(policy.log),
             )
         }
-        None => (BTreeSet::new(), true),
+        None => (BTreeSet::new(), true, None),
     };
     let mut log = Log {
         url: &args.log,
         revokers,
         signer_may_revoke,
+        trusted,
         revocations: BTreeMap::new(),
     };
     let down = log.lineage(&root, "downstream")?;
