@@ -39,6 +39,10 @@ enum Command {
     /// Show or verify an artifact's lineage from creator to deployer
     #[command(subcommand)]
     Lineage(cmd::lineage::LineageCommand),
+    /// Revoke an artifact: log a signed revocation that lineage verification honours
+    Revoke(cmd::revoke::RevokeArgs),
+    /// List everything derived from an artifact, deployments included, and the last good version
+    Impact(cmd::impact::ImpactArgs),
     /// Audit a log: verify its checkpoints and every entry, alert on watched keys and subjects
     Monitor(cmd::monitor::MonitorArgs),
     /// Write an entry's offline proof (C2SP tlog-proof), or verify one with --verify
@@ -59,6 +63,8 @@ fn main() {
         Command::Attest(a) => cmd::attest::run(a, &out),
         Command::Submit(a) => cmd::attest::submit(a, &out),
         Command::Lineage(c) => cmd::lineage::run(c, &out),
+        Command::Revoke(a) => cmd::revoke::run(a, &out),
+        Command::Impact(a) => cmd::impact::run(a, &out),
         Command::Monitor(a) => cmd::monitor::run(a, &out),
         Command::Proof(a) => cmd::proof::run(a, &out),
         Command::Witness(c) => cmd::witness::run(c),

@@ -24,6 +24,7 @@ pub mod monitor;
 pub mod oms;
 pub mod policy;
 pub mod receipt;
+pub mod revocation;
 pub mod slsa;
 pub mod statement;
 pub mod subtree;

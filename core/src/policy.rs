@@ -4,6 +4,7 @@
 
 use crate::checkpoint::{CheckpointError, LogVerifier};
 use crate::keys::PublicKey;
+use crate::revocation::{RawRevocationPolicy, RevocationPolicy};
 use crate::slsa::Step;
 use crate::witness::{WitnessError, WitnessPolicy, WitnessVerifier};
 use serde::Deserialize;
@@ -32,6 +33,14 @@ pub enum PolicyError {
     /// A witness key does not parse, or `min_witnesses` exceeds the keys listed.
     #[error("invalid witnesses")]
     Witness(#[source] WitnessError),
+    /// A key in `[revocation] revokers` does not resolve.
+    #[error("revocation: revoker {name:?}: {reason}")]
+    Revoker {
+        /// The key as written.
+        name: String,
+        /// Why it does not resolve.
+        reason: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -44,6 +53,8 @@ struct RawPolicy {
     witnesses: Vec<String>,
     #[serde(default)]
     step: Vec<RawStep>,
+    #[serde(default)]
+    revocation: RawRevocationPolicy,
 }
 
 #[derive(Deserialize)]
@@ -84,6 +95,8 @@ pub struct Policy {
     /// The witnesses trusted and how many of them must cosign each receipt's
     /// checkpoint (`min_witnesses`; 0 asks for none).
     pub witnesses: WitnessPolicy,
+    /// Who may revoke the chain's artifacts (`[revocation]`).
+    pub revocation: RevocationPolicy,
 }
 
 impl Policy {
@@ -110,6 +123,20 @@ impl Policy {
             .map_err(PolicyError::Witness)?;
         let witnesses =
             WitnessPolicy::new(witness_keys, raw.min_witnesses).map_err(PolicyError::Witness)?;
+        let revocation = RevocationPolicy {
+            revokers: raw
+                .revocation
+                .revokers
+                .iter()
+                .map(|f| {
+                    parse_key(f, &mut resolve_key).map_err(|reason| PolicyError::Revoker {
+                        name: f.chars().take(80).collect(),
+                        reason,
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            signer_may_revoke: raw.revocation.signer_may_revoke.unwrap_or(true),
+        };
         let mut steps = Vec::with_capacity(raw.step.len());
         for (index, s) in raw.step.into_iter().enumerate() {
             let build_type = match (&s.build_type, s.name.parse::<Step>()) {
@@ -132,12 +159,7 @@ impl Policy {
                 .signers
                 .iter()
                 .map(|f| {
-                    let key = if f.trim_start().starts_with("-----BEGIN") {
-                        PublicKey::from_pem(f).map_err(|e| e.to_string())
-                    } else {
-                        resolve_key(f)
-                    };
-                    key.map_err(|e| PolicyError::Step {
+                    parse_key(f, &mut resolve_key).map_err(|e| PolicyError::Step {
                         index,
                         reason: format!("signer {:?}: {e}", f.chars().take(80).collect::<String>()),
                     })
@@ -154,7 +176,20 @@ impl Policy {
             log,
             steps,
             witnesses,
+            revocation,
         })
+    }
+}
+
+/// A key as the policy names it: inline SPKI PEM, or a name `resolve_key` resolves.
+fn parse_key(
+    text: &str,
+    resolve_key: &mut impl FnMut(&str) -> Result<PublicKey, String>,
+) -> Result<PublicKey, String> {
+    if text.trim_start().starts_with("-----BEGIN") {
+        PublicKey::from_pem(text).map_err(|e| e.to_string())
+    } else {
+        resolve_key(text)
     }
 }
 
@@ -251,6 +286,15 @@ mod tests {
             ),
             format!(
                 "log_key = \"{}\"\nmin_witnesses = 1\n[[step]]\nname = \"train\"\nsigners = [\"{fp}\"]\n",
+                vkey()
+            ),
+            // A revoker that does not resolve, a misspelt revocation field.
+            format!(
+                "log_key = \"{}\"\n[revocation]\nrevokers = [\"xyz\"]\n[[step]]\nname = \"train\"\nsigners = [\"{fp}\"]\n",
+                vkey()
+            ),
+            format!(
+                "log_key = \"{}\"\n[revocation]\nsigner_may_revok = false\n[[step]]\nname = \"train\"\nsigners = [\"{fp}\"]\n",
                 vkey()
             ),
         ];

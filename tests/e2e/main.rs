@@ -5,6 +5,7 @@
 mod cli_lineage;
 mod connections;
 mod crash;
+mod incident;
 mod malformed;
 mod monitor;
 mod overload;

@@ -15,8 +15,9 @@ use pedigree_core::lineage::{verify_chain, Attestation};
 use pedigree_core::merkle;
 use pedigree_core::policy::Policy;
 use pedigree_core::receipt::LogReceipt;
+use pedigree_core::revocation::{check_revocations, PREDICATE_TYPE_REVOCATION_V1};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Lineage commands.
@@ -158,7 +159,12 @@ fn print_tree(
     seen.pop();
 }
 
-fn load_policy(path: &Path) -> Result<Policy> {
+/// Reads a policy file; signer names are key files relative to it.
+///
+/// # Errors
+///
+/// When the file cannot be read or is not a valid policy.
+pub fn load_policy(path: &Path) -> Result<Policy> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("couldn't read policy {}", path.display()))?;
     let base = path.parent().unwrap_or(Path::new("."));
@@ -215,45 +221,106 @@ fn from_log(log: &str, digest: &str, cosigned: bool) -> Result<Vec<Attestation>>
         let index = e["log_index"]
             .as_u64()
             .ok_or_else(|| anyhow!("lineage entry without index"))?;
-        let entry = crate::client::get_json(log, &format!("/api/v1/entries/{index}"))?;
-        let envelope = Envelope::from_json(entry["envelope"].to_string().as_bytes())
-            .with_context(|| format!("log entry {index} has an invalid envelope"))?;
-        let proof = &entry["inclusion_proof"];
-        let receipt = LogReceipt {
-            log_index: index,
-            leaf: STANDARD
-                .decode(entry["leaf"].as_str().unwrap_or_default())
-                .context("entry has no leaf")?,
-            tree_size: proof["tree_size"]
-                .as_u64()
-                .ok_or_else(|| anyhow!("entry proof has no tree_size"))?,
-            hashes: proof["hashes"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(hash32)
-                .collect::<Result<_>>()?,
-            checkpoint: entry["checkpoint"].as_str().unwrap_or_default().to_string(),
-        };
-        let receipt = match published.as_deref() {
-            Some(note) if crate::client::note_tree_size(note).is_some_and(|s| s > index) => {
-                let size = crate::client::note_tree_size(note).unwrap_or_default();
-                LogReceipt {
-                    tree_size: size,
-                    hashes: crate::client::inclusion_proof(log, index, size)?,
-                    checkpoint: String::from_utf8_lossy(note).into_owned(),
-                    ..receipt
-                }
-            }
-            _ => receipt,
-        };
-        out.push(Attestation {
-            source: format!("log entry {index}"),
-            envelope,
-            receipt: Some(receipt),
-        });
+        out.push(entry_attestation(log, index, published.as_deref())?);
     }
     Ok(out)
+}
+
+/// Fetches log entry `index` as an attestation whose receipt is built from the log's
+/// answer (verified later against the policy's log key); against `published`, the log's
+/// cosigned checkpoint, when given and covering the entry.
+pub fn entry_attestation(log: &str, index: u64, published: Option<&[u8]>) -> Result<Attestation> {
+    let entry = crate::client::get_json(log, &format!("/api/v1/entries/{index}"))?;
+    let envelope = Envelope::from_json(entry["envelope"].to_string().as_bytes())
+        .with_context(|| format!("log entry {index} has an invalid envelope"))?;
+    let proof = &entry["inclusion_proof"];
+    let receipt = LogReceipt {
+        log_index: index,
+        leaf: STANDARD
+            .decode(entry["leaf"].as_str().unwrap_or_default())
+            .context("entry has no leaf")?,
+        tree_size: proof["tree_size"]
+            .as_u64()
+            .ok_or_else(|| anyhow!("entry proof has no tree_size"))?,
+        hashes: proof["hashes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(hash32)
+            .collect::<Result<_>>()?,
+        checkpoint: entry["checkpoint"].as_str().unwrap_or_default().to_string(),
+    };
+    let receipt = match published {
+        Some(note) if crate::client::note_tree_size(note).is_some_and(|s| s > index) => {
+            let size = crate::client::note_tree_size(note).unwrap_or_default();
+            LogReceipt {
+                tree_size: size,
+                hashes: crate::client::inclusion_proof(log, index, size)?,
+                checkpoint: String::from_utf8_lossy(note).into_owned(),
+                ..receipt
+            }
+        }
+        _ => receipt,
+    };
+    Ok(Attestation {
+        source: format!("log entry {index}"),
+        envelope,
+        receipt: Some(receipt),
+    })
+}
+
+/// Most search pages read for one digest; past it the revocation check fails rather
+/// than decide from part of the log's answer.
+const MAX_SEARCH_PAGES: usize = 100;
+
+/// The log indexes of every revocation entry whose subject is `digest`, by paging
+/// through the log's subject index to its end.
+///
+/// # Errors
+///
+/// On a failed request, or when `digest` has more than `MAX_SEARCH_PAGES` pages of
+/// entries.
+pub fn revocation_indexes(log: &str, digest: &str) -> Result<Vec<u64>> {
+    let mut found = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..MAX_SEARCH_PAGES {
+        let mut path = format!("/api/v1/entries?subject={digest}&limit=1000");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let page = crate::client::get_json(log, &path)
+            .with_context(|| format!("couldn't search the log for revocations of {digest}"))?;
+        for hit in page["entries"].as_array().into_iter().flatten() {
+            if hit["record"]["predicate_type"].as_str() == Some(PREDICATE_TYPE_REVOCATION_V1) {
+                found.push(
+                    hit["log_index"]
+                        .as_u64()
+                        .ok_or_else(|| anyhow!("search hit without log_index"))?,
+                );
+            }
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return Ok(found),
+        }
+    }
+    bail!("more than {MAX_SEARCH_PAGES} pages of entries name {digest}: its revocations were not all checked")
+}
+
+/// Every revocation the log holds about any of `digests`, fetched with receipts.
+fn revocations_from_log(
+    log: &str,
+    digests: &BTreeSet<String>,
+    published: Option<&[u8]>,
+) -> Result<Vec<Attestation>> {
+    let mut indexes = BTreeSet::new();
+    for d in digests {
+        indexes.extend(revocation_indexes(log, d)?);
+    }
+    indexes
+        .into_iter()
+        .map(|i| entry_attestation(log, i, published))
+        .collect()
 }
 
 /// Checks that every checkpoint the receipts used is consistent with the log's latest
@@ -325,6 +392,32 @@ fn verify(args: &VerifyArgs, out: &Output) -> Result<()> {
     };
     let links = verify_chain(std::slice::from_ref(&digest), &attestations, &policy)
         .map_err(|e| anyhow!("lineage verification failed: {e}"))?;
+    // Revocations of every artifact of the chain, its materials included: searched in
+    // the log by each digest online; offline, whatever the bundle directory holds.
+    let chain_digests: BTreeSet<String> = links
+        .iter()
+        .flat_map(|l| l.subjects.iter().chain(&l.materials).cloned())
+        .collect();
+    let status = match &args.log {
+        Some(log) => {
+            let published = if cosigned {
+                crate::client::published_checkpoint(log)?
+            } else {
+                None
+            };
+            let candidates = revocations_from_log(log, &chain_digests, published.as_deref())
+                .context("lineage verification failed")?;
+            check_revocations(&links, &candidates, &policy)
+        }
+        None => check_revocations(&links, &attestations, &policy),
+    };
+    if let Some(first) = status.revoked.first() {
+        let more = match status.revoked.len() {
+            1 => String::new(),
+            n => format!(" (and {} more revocations)", n - 1),
+        };
+        bail!("lineage verification failed: {first}{more}");
+    }
     if let Some(log) = &args.log {
         let cps: Vec<SignedCheckpoint> = links
             .iter()
@@ -334,8 +427,12 @@ fn verify(args: &VerifyArgs, out: &Output) -> Result<()> {
             .collect();
         check_consistency(log, &policy, &cps).context("lineage verification failed")?;
     }
+    let revocations_from = if args.log.is_some() { "log" } else { "bundles" };
     out.print(
-        &serde_json::json!({"verified": true, "artifact": digest.to_string(), "chain": links}),
+        &serde_json::json!({
+            "verified": true, "artifact": digest.to_string(), "chain": links,
+            "revocations": {"checked_in": revocations_from, "ignored": status.ignored},
+        }),
         || {
             let mut text = format!("verified lineage of {digest}\n");
             for l in &links {
@@ -346,6 +443,13 @@ fn verify(args: &VerifyArgs, out: &Output) -> Result<()> {
                     l.subjects.join(", "),
                     l.materials.join(", ")
                 ));
+            }
+            text.push_str(&match revocations_from {
+                "log" => format!("  no revocation by an authorised key among {} artifacts (searched in the log)\n", chain_digests.len()),
+                _ => "  no revocation by an authorised key in the bundles (offline: only as fresh as the bundle directory)\n".to_string(),
+            });
+            for i in &status.ignored {
+                text.push_str(&format!("  {i}\n"));
             }
             text.trim_end().to_string()
         },

@@ -14,6 +14,7 @@ use pedigree_core::keys::{PrivateKey, PublicKey};
 use pedigree_core::merkle::{self, Hash, HashReader};
 use pedigree_core::policy::Policy;
 use pedigree_core::receipt::LogReceipt;
+use pedigree_core::revocation::Revocation;
 use pedigree_core::slsa::{statement_materials, Provenance};
 use pedigree_core::statement::Statement;
 use pedigree_core::tiles::{self, TileCoord};
@@ -149,6 +150,9 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             br#"{"payloadType":"x","payload":"YQ","signatures":[{"sig":"AA-_"},{"keyid":"k","sig":""}],"extra":1}"#.to_vec(),
         ],
         "provenance" => vec![provenance_statement(1).into_bytes()],
+        "revocation" => vec![
+            br#"{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"model","digest":{"sha256":"18fa6357423dc43124d45a6e61be9815c8e80d4eba69cbc5aeb0dc1cc232f7ed"}}],"predicateType":"https://pedigree.dev/revocation/v1","predicate":{"reason":"poisoned","revoked_at":"2026-11-23T16:00:00.5+01:00","superseded_by":"sha256:2276c751d6425f2bd63aeb5f8b158be34077beb297d82c05f13c88f3158f6490"}}"#.to_vec(),
+        ],
         "statement" => vec![
             provenance_statement(1).into_bytes(),
             br#"{"_type":"https://in-toto.io/Statement/v1","subject":[{"uri":"https://x","digest":{"gitCommit":"0123456789abcdef0123456789abcdef01234567"}}],"predicateType":"https://example.com/p","predicate":{}}"#.to_vec(),
@@ -244,6 +248,7 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("envelope", envelope),
     ("statement", statement),
     ("provenance", provenance),
+    ("revocation", revocation),
     ("leaf_record", leaf_record),
     ("entry_bundle", entry_bundle),
     ("tile_path", tile_path),
@@ -370,6 +375,28 @@ pub fn provenance(data: &[u8]) -> bool {
     };
     p.validate().expect("parsed provenance is valid");
     let _ = (p.materials(), p.step());
+    true
+}
+
+/// `Revocation::from_statement`: whatever it accepts is valid and survives being written
+/// into a statement and read back.
+pub fn revocation(data: &[u8]) -> bool {
+    let Ok(s) = Statement::from_json(data) else {
+        return false;
+    };
+    let Ok(Some(r)) = Revocation::from_statement(&s) else {
+        return false;
+    };
+    r.validate().expect("a parsed revocation is valid");
+    let again = r
+        .clone()
+        .into_statement(s.subject.clone())
+        .expect("a parsed revocation makes a statement");
+    let back = Statement::from_json(&again.to_json()).expect("its statement parses");
+    assert_eq!(
+        Revocation::from_statement(&back).expect("it reads back"),
+        Some(r)
+    );
     true
 }
 
