@@ -1,5 +1,6 @@
-//! `pedigree-server`: serves a Pedigree log over HTTP (`serve`, the default), and checks a
-//! stored log offline (`fsck`).
+//! `pedigree-server`: serves a Pedigree log over HTTP (`serve`, the default), checks a
+//! stored log offline (`fsck`), backs it up and restores it (`backup`, `restore`) and
+//! exports it as static tiles (`export-tiles`).
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand};
@@ -36,6 +37,18 @@ enum Command {
     /// inconsistency (column family, key, expected and found), 2 when the check could
     /// not run.
     Fsck(FsckArgs),
+    /// Copy a log consistently while its server keeps appending (spec/storage.md section 6)
+    ///
+    /// The running server writes a RocksDB checkpoint through its admin socket
+    /// (<data-dir>/admin.sock); with no server running, this command opens the store
+    /// itself. The copy and the signing key (mode 0600, unless --without-key) go to a new
+    /// or empty directory, and the copy is checked like `fsck` before this exits 0.
+    Backup(pedigree_server::backup::BackupArgs),
+    /// Restore a backup into a new or empty data directory, and check it like `fsck`
+    Restore(pedigree_server::backup::RestoreArgs),
+    /// Write the log as static C2SP tiles, entry bundles, entries and checkpoint
+    /// (spec/api.md section 5); run again to add what is new
+    ExportTiles(pedigree_server::export::ExportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -66,6 +79,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Fsck(args)) => return fsck_main(&args),
+        Some(Command::Backup(args)) => pedigree_server::backup::run_backup(&args)
+            .map(|report| print!("{report}"))
+            .context("backup failed"),
+        Some(Command::Restore(args)) => pedigree_server::backup::run_restore(&args)
+            .map(|report| print!("{report}"))
+            .context("restore failed"),
+        Some(Command::ExportTiles(args)) => pedigree_server::export::run(&args)
+            .map(|report| print!("{report}"))
+            .context("export failed"),
         Some(Command::Serve(cmd)) => serve(*cmd),
         None => serve(cli.serve),
     };
