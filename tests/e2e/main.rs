@@ -6,6 +6,7 @@ mod backup;
 mod cli_lineage;
 mod connections;
 mod crash;
+mod export;
 mod malformed;
 mod monitor;
 mod overload;
