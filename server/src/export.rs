@@ -1,6 +1,6 @@
 //! `pedigree-server export-tiles`: the log as static files that any static file server,
 //! object store or CDN can serve on the same read URLs as the log server
-//! (`spec/api.md` section 5).
+//! (`spec/api.md` section 7).
 //!
 //! What is written, relative to the export directory:
 //! - `tile/<L>/<N>[.p/<W>]` and `tile/entries/<N>[.p/<W>]`: C2SP tlog-tiles, byte for
@@ -9,14 +9,9 @@
 //!   leaf, and an inclusion proof against the checkpoint of the export that wrote it);
 //! - `checkpoint`: the signed checkpoint note, written last.
 //!
-//! Incremental: a full tile or an entry file that exists is not rewritten (both are
-//! immutable); partial tiles are written for the new width. Every file is written to a
-//! temporary name and renamed, so a file that exists is whole and a later run may skip
-//! it. The checkpoint is renamed into place only after every file it covers is written
-//! and its directory synced, so a reader never sees a checkpoint ahead of its tiles.
-//! Partial tiles that neither the new checkpoint nor the one before it need are removed
-//! afterwards; a reader holding an older one falls back to the full tile (C2SP allows
-//! it) or fetches the checkpoint again.
+//! Incremental: tiles wholly below an earlier export's checkpoint are not visited,
+//! files that exist are kept, and the writing rules of [`crate::staticdir`] keep the
+//! directory servable while it grows.
 //!
 //! The store is read as a RocksDB secondary instance, so the server keeps appending
 //! while the export runs; the export covers the checkpoint stored when it started.
@@ -24,19 +19,18 @@
 //! root is recomputed from the stored hashes, an earlier export's checkpoint must be a
 //! prefix of the same tree, and every exported leaf must hash to its stored leaf hash.
 
-use crate::api::{hex_hash, InclusionProof, RecordJson};
+use crate::api::hex_hash;
 use crate::backup::{self, KeySource};
 use crate::engine::Hashes;
 use crate::layout::{self, META_CHECKPOINT};
+use crate::staticdir::{entry_json, tiles_from, StaticDir, ENTRIES_DIR};
 use crate::storage::{Column, RocksStore, Store};
 use anyhow::{bail, Context as _, Result};
-use base64::Engine as _;
 use pedigree_core::checkpoint::{LogVerifier, SignedCheckpoint};
 use pedigree_core::entry::LeafRecord;
 use pedigree_core::keys::PublicKey;
 use pedigree_core::merkle::{self, HashReader as _};
-use pedigree_core::tiles::{self, TileCoord, TILE_HEIGHT, TILE_WIDTH};
-use std::collections::BTreeSet;
+use pedigree_core::tiles::{self, TileCoord};
 use std::path::{Path, PathBuf};
 
 /// `pedigree-server export-tiles`.
@@ -127,9 +121,7 @@ pub fn export(
         let verifier = backup::verifier_for(&store, key)?;
         Exporter {
             store: &store,
-            out: to,
-            report: ExportReport::default(),
-            dirs: BTreeSet::new(),
+            out: StaticDir::new(to),
         }
         .run(&verifier, with_entries)
     })();
@@ -139,10 +131,7 @@ pub fn export(
 
 struct Exporter<'a> {
     store: &'a RocksStore,
-    out: &'a Path,
-    report: ExportReport,
-    /// Directories written into, synced before the checkpoint is published.
-    dirs: BTreeSet<PathBuf>,
+    out: StaticDir,
 }
 
 impl Exporter<'_> {
@@ -166,33 +155,34 @@ impl Exporter<'_> {
         }
         let previous = self.previous(verifier, &cp)?;
         let previous_size = previous.as_ref().map_or(0, |p| p.tree_size);
-        self.report.tree_size = cp.tree_size;
-        self.report.previous_tree_size = previous_size;
 
         // Tiles wholly below the earlier export's checkpoint were written before it.
         for coord in tiles_from(previous_size, cp.tree_size) {
-            if coord.entries {
-                self.bundle(coord)?;
-            } else {
-                let rel = coord.path();
-                if !self.exists(&rel) {
-                    let data = coord.read_hash_tile(&hashes)?;
-                    self.write(&rel, &data)?;
-                }
+            let rel = coord.path();
+            if self.out.has(&rel) {
+                continue;
             }
+            let data = if coord.entries {
+                self.bundle(coord)?
+            } else {
+                coord.read_hash_tile(&hashes)?
+            };
+            self.out.write(&rel, &data)?;
         }
         if with_entries {
             for index in previous_size..cp.tree_size {
                 self.entry(index, &cp)?;
             }
         }
-        for dir in std::mem::take(&mut self.dirs) {
-            sync_dir(&dir)?;
-        }
-        self.write(CHECKPOINT, &cp.note)?;
-        sync_dir(self.out)?;
-        self.remove_stale_partials(previous_size, cp.tree_size)?;
-        Ok(self.report)
+        self.out.publish(&cp, previous_size)?;
+        let c = self.out.counts;
+        Ok(ExportReport {
+            tree_size: cp.tree_size,
+            previous_tree_size: previous_size,
+            written: c.written,
+            kept: c.kept,
+            removed: c.removed,
+        })
     }
 
     /// The checkpoint of an earlier export, which must be of this log and a prefix of
@@ -202,18 +192,13 @@ impl Exporter<'_> {
         verifier: &LogVerifier,
         cp: &SignedCheckpoint,
     ) -> Result<Option<SignedCheckpoint>> {
-        let path = self.out.join(CHECKPOINT);
-        let note = match std::fs::read(&path) {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("couldn't read {}", path.display())),
+        let Some(old) = self
+            .out
+            .checkpoint(verifier)
+            .context("export into a new directory")?
+        else {
+            return Ok(None);
         };
-        let old = verifier.verify(&note).with_context(|| {
-            format!(
-                "{} is not a checkpoint of this log: export into a new directory",
-                path.display()
-            )
-        })?;
         if old.tree_size > cp.tree_size {
             bail!(
                 "the export holds tree size {}, the store only {}: was the store restored from an older backup?",
@@ -233,12 +218,8 @@ impl Exporter<'_> {
         Ok(Some(old))
     }
 
-    /// Writes an entry bundle, checking each leaf against its stored leaf hash.
-    fn bundle(&mut self, coord: TileCoord) -> Result<()> {
-        let rel = coord.path();
-        if self.exists(&rel) {
-            return Ok(());
-        }
+    /// An entry bundle, each leaf checked against its stored leaf hash.
+    fn bundle(&self, coord: TileCoord) -> Result<Vec<u8>> {
         let range = coord.leaf_range();
         let rows = self.store.scan(
             Column::Leaves,
@@ -265,14 +246,14 @@ impl Exporter<'_> {
             }
             tiles::push_bundle_entry(&mut bundle, &leaf)?;
         }
-        self.write(&rel, &bundle)
+        Ok(bundle)
     }
 
     /// Writes `api/v1/entries/<index>` as the log server answers it, with an inclusion
     /// proof against `cp`.
     fn entry(&mut self, index: u64, cp: &SignedCheckpoint) -> Result<()> {
         let rel = format!("{ENTRIES_DIR}/{index}");
-        if self.exists(&rel) {
+        if self.out.has(&rel) {
             return Ok(());
         }
         let leaf = self
@@ -284,8 +265,6 @@ impl Exporter<'_> {
             .store
             .get(Column::Envelopes, &record.envelope_sha256)?
             .with_context(|| format!("envelope of leaf {index} is missing"))?;
-        let envelope: Box<serde_json::value::RawValue> = serde_json::from_slice(&envelope)
-            .with_context(|| format!("envelope of leaf {index} is not JSON"))?;
         let keys: Vec<Vec<u8>> = record.signers.iter().map(|f| f.0.to_vec()).collect();
         let mut verifiers = Vec::new();
         for (i, der) in self
@@ -300,135 +279,7 @@ impl Exporter<'_> {
             verifiers.push(key.to_pem());
         }
         let proof = merkle::prove_inclusion(index, cp.tree_size, &Hashes::stored(self.store))?;
-        let json = serde_json::json!({
-            "log_index": index,
-            "leaf_hash": hex_hash(&record.leaf_hash()),
-            "leaf": base64::engine::general_purpose::STANDARD.encode(&leaf),
-            "record": RecordJson::from(&record),
-            "envelope": envelope,
-            "verifiers": verifiers,
-            "inclusion_proof": InclusionProof {
-                log_index: index,
-                tree_size: cp.tree_size,
-                root_hash: hex_hash(&cp.root_hash),
-                hashes: proof.iter().map(hex_hash).collect(),
-            },
-            "checkpoint": cp.note_text(),
-        });
-        self.write(&rel, &serde_json::to_vec(&json)?)
+        let json = entry_json(index, &leaf, &record, &envelope, &verifiers, &proof, cp)?;
+        self.out.write(&rel, &json)
     }
-
-    fn exists(&mut self, rel: &str) -> bool {
-        let there = self.out.join(rel).is_file();
-        if there {
-            self.report.kept += 1;
-        }
-        there
-    }
-
-    /// Writes `rel` whole or not at all: a temporary file, synced, renamed into place.
-    fn write(&mut self, rel: &str, data: &[u8]) -> Result<()> {
-        use std::io::Write as _;
-        let path = self.out.join(rel);
-        let dir = path.parent().unwrap_or(self.out).to_path_buf();
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("couldn't create {}", dir.display()))?;
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        let temp = dir.join(format!(".{name}.tmp"));
-        let mut f = std::fs::File::create(&temp)
-            .with_context(|| format!("couldn't create {}", temp.display()))?;
-        f.write_all(data)
-            .and_then(|()| f.sync_all())
-            .with_context(|| format!("couldn't write {}", temp.display()))?;
-        std::fs::rename(&temp, &path)
-            .with_context(|| format!("couldn't rename {} into place", temp.display()))?;
-        self.dirs.insert(dir);
-        self.report.written += 1;
-        Ok(())
-    }
-
-    /// Removes the partial tiles of every tile the last two checkpoints touched, except
-    /// the widths those checkpoints need.
-    fn remove_stale_partials(&mut self, previous_size: u64, tree_size: u64) -> Result<()> {
-        let keep: BTreeSet<String> = tiles_from(0, previous_size)
-            .filter(|c| !c.is_full())
-            .chain(tiles_from(previous_size, tree_size).filter(|c| !c.is_full()))
-            .map(|c| c.path())
-            .collect();
-        let touched: BTreeSet<String> = tiles_from(previous_size, tree_size)
-            .map(|c| {
-                TileCoord {
-                    width: TILE_WIDTH as u16,
-                    ..c
-                }
-                .path()
-            })
-            .collect();
-        for full in touched {
-            let partial_dir = self.out.join(format!("{full}.p"));
-            let Ok(entries) = std::fs::read_dir(&partial_dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let rel = format!("{full}.p/{name}");
-                if !keep.contains(&rel) && !name.starts_with('.') {
-                    std::fs::remove_file(entry.path())
-                        .with_context(|| format!("couldn't remove {}", entry.path().display()))?;
-                    self.report.removed += 1;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Name of the checkpoint file.
-pub const CHECKPOINT: &str = "checkpoint";
-
-/// Directory of the entry files.
-pub const ENTRIES_DIR: &str = "api/v1/entries";
-
-/// The tiles and entry bundles of a tree of `tree_size`, at the widths it gives them,
-/// that a tree of `previous_size` did not hold full.
-pub fn tiles_from(previous_size: u64, tree_size: u64) -> impl Iterator<Item = TileCoord> {
-    let mut out = Vec::new();
-    let mut level = 0u8;
-    loop {
-        let shift = u32::from(level) * u32::from(TILE_HEIGHT);
-        let nodes = tree_size.checked_shr(shift).unwrap_or(0);
-        if nodes == 0 {
-            break;
-        }
-        for index in first_touched_tile(previous_size, level)..nodes.div_ceil(TILE_WIDTH) {
-            let width = (nodes - index * TILE_WIDTH).min(TILE_WIDTH) as u16;
-            let coord = TileCoord {
-                level,
-                index,
-                width,
-                entries: false,
-            };
-            out.push(coord);
-            if level == 0 {
-                out.push(TileCoord {
-                    entries: true,
-                    ..coord
-                });
-            }
-        }
-        level += 1;
-    }
-    out.into_iter()
-}
-
-/// The first tile at `level` that a tree growing from `previous_size` can touch.
-fn first_touched_tile(previous_size: u64, level: u8) -> u64 {
-    let shift = u32::from(level) * u32::from(TILE_HEIGHT);
-    previous_size.checked_shr(shift).unwrap_or(0) / TILE_WIDTH
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("couldn't sync directory {}", dir.display()))
 }

@@ -5,7 +5,8 @@
 //! sequencer ([`sequencer`]), the HTTP API ([`api`]), configuration ([`config`]),
 //! metrics ([`metrics`]), start-up ([`service`]), the offline store check ([`fsck`]),
 //! collecting witness cosignatures ([`witness`]), online backup and restore ([`backup`],
-//! [`admin`]) and exporting the log as static tiles ([`export`]).
+//! [`admin`]) exporting the log as static tiles ([`export`], [`staticdir`]) and a verifying
+//! read-only mirror ([`mirror`]).
 //! Out of scope: formats and verification, which live in `pedigree-core`; this crate
 //! only admits, stores, sequences and serves.
 
@@ -18,7 +19,9 @@ pub mod export;
 pub mod fsck;
 pub mod layout;
 pub mod metrics;
+pub mod mirror;
 pub mod sequencer;
 pub mod service;
+pub mod staticdir;
 pub mod storage;
 pub mod witness;

@@ -1,6 +1,7 @@
 //! `pedigree-server`: serves a Pedigree log over HTTP (`serve`, the default), checks a
 //! stored log offline (`fsck`), backs it up and restores it (`backup`, `restore`) and
-//! exports it as static tiles (`export-tiles`).
+//! exports it as static tiles (`export-tiles`) or follows another log as a verifying
+//! read-only mirror (`mirror`).
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand};
@@ -47,8 +48,11 @@ enum Command {
     /// Restore a backup into a new or empty data directory, and check it like `fsck`
     Restore(pedigree_server::backup::RestoreArgs),
     /// Write the log as static C2SP tiles, entry bundles, entries and checkpoint
-    /// (spec/api.md section 5); run again to add what is new
+    /// (spec/api.md section 7); run again to add what is new
     ExportTiles(pedigree_server::export::ExportArgs),
+    /// Run a read-only replica that follows a primary and verifies everything it copies
+    /// (spec/api.md section 7)
+    Mirror(pedigree_server::mirror::MirrorArgs),
 }
 
 #[derive(Args, Debug)]
@@ -85,6 +89,10 @@ fn main() -> ExitCode {
         Some(Command::Restore(args)) => pedigree_server::backup::run_restore(&args)
             .map(|report| print!("{report}"))
             .context("restore failed"),
+        Some(Command::Mirror(args)) => {
+            init_tracing();
+            pedigree_server::mirror::run(&args).context("mirror failed")
+        }
         Some(Command::ExportTiles(args)) => pedigree_server::export::run(&args)
             .map(|report| print!("{report}"))
             .context("export failed"),
@@ -211,4 +219,15 @@ fn run_fsck(args: &FsckArgs) -> Result<String> {
         summary.dedup_rows,
         index_rows.join(", "),
     ))
+}
+
+/// Logs to stderr, filtered by `PEDIGREE_LOG` (default `info`).
+fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PEDIGREE_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
 }

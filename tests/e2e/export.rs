@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 const TRAIN: &str = "https://pedigree.dev/ml/train/v1";
 
-fn submit_many(server: &Server, key: &PrivateKey, from: u64, count: u64) {
+pub(crate) fn submit_many(server: &Server, key: &PrivateKey, from: u64, count: u64) {
     let http = agent();
     let url = format!("{}/api/v1/entries", server.url);
     for n in from..from + count {
@@ -23,7 +23,7 @@ fn submit_many(server: &Server, key: &PrivateKey, from: u64, count: u64) {
     }
 }
 
-fn export(data: &Path, out: &Path) -> String {
+pub(crate) fn export(data: &Path, out: &Path) -> String {
     let o = Command::new(binary("pedigree-server"))
         .args(["export-tiles", "--data-dir"])
         .arg(data)
@@ -61,13 +61,13 @@ fn files(dir: &Path) -> BTreeMap<String, (u64, i64, i64)> {
 }
 
 /// `python3 -m http.server` on a free loopback port, killed when dropped.
-struct StaticServer {
+pub(crate) struct StaticServer {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl StaticServer {
-    fn start(dir: &Path) -> StaticServer {
+    pub(crate) fn start(dir: &Path) -> StaticServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()

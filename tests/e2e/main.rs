@@ -8,6 +8,7 @@ mod connections;
 mod crash;
 mod export;
 mod malformed;
+mod mirror;
 mod monitor;
 mod overload;
 mod server_api;
