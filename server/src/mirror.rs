@@ -9,9 +9,10 @@
 //! against the new root (`pedigree_core::tilereader`) that the new tree extends the one it
 //! holds, authenticates every new hash tile, checks every new entry bundle against the
 //! tiles, and rebuilds every new entry's leaf record from its envelope with
-//! `entry::admit`. Only then does it write, and it publishes the checkpoint last, so its
-//! directory never holds data that did not verify, and verified files are never
-//! replaced (full tiles and entries are immutable; files that exist are kept).
+//! `entry::admit`. Each file is written only once it verified, and the checkpoint is
+//! published last, so its directory never holds data that did not verify, and verified
+//! files are never replaced (full tiles and entries are immutable; files that exist are
+//! kept).
 //!
 //! A refusal is an alert: it is logged at error level, `/healthz` answers 503 naming it,
 //! and the mirror stops following the primary (it keeps serving what it verified) until
@@ -200,31 +201,20 @@ impl Mirror {
                 ))
             })?;
         }
-        // Everything to write, verified before the first write.
-        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-        let mut leaves: Vec<Vec<u8>> = Vec::new();
+        // Each file is verified against the new signed root before it is written, and
+        // written as soon as it is verified, so memory stays bounded by a bundle and the
+        // hash tiles above it. Files written before a refusal are verified ones below a
+        // checkpoint that is not published; a later round of the same (consistent) tree
+        // finds them identical.
+        let mut dir = StaticDir::new(&self.dir);
+        let put = |dir: &mut StaticDir, rel: &str, bytes: &[u8]| -> Result<(), RoundError> {
+            if dir.has(rel) {
+                return Ok(());
+            }
+            dir.write(rel, bytes).map_err(RoundError::Unreachable)
+        };
         for coord in tiles_from(previous_size, new.tree_size) {
-            if coord.entries {
-                let bytes = self.tile(coord).map_err(RoundError::Unreachable)?;
-                let checked = self.prove(&mut tiles, |s| {
-                    s.tree(new.tree_size, new.root_hash)
-                        .check_bundle(coord, &bytes)
-                        .map(|entries| entries.iter().map(|e| e.to_vec()).collect::<Vec<_>>())
-                });
-                let entries = checked.map_err(|e| {
-                    e.refused(format!(
-                        "entry bundle {} does not match the signed tree",
-                        coord.path()
-                    ))
-                })?;
-                // Bundles come in leaf order; the first may hold leaves already held.
-                for (i, leaf) in coord.leaf_range().zip(entries) {
-                    if i >= previous_size {
-                        leaves.push(leaf);
-                    }
-                }
-                files.push((coord.path(), bytes));
-            } else {
+            if !coord.entries {
                 self.prove(&mut tiles, |s| {
                     s.tree(new.tree_size, new.root_hash).check_tile(coord)
                 })
@@ -235,24 +225,37 @@ impl Mirror {
                     ))
                 })?;
                 let bytes = tiles_bytes(&tiles, coord).map_err(RoundError::Unreachable)?;
-                files.push((coord.path(), bytes));
+                put(&mut dir, &coord.path(), &bytes)?;
+                continue;
             }
-        }
-        for (offset, leaf) in leaves.iter().enumerate() {
-            let index = previous_size + offset as u64;
-            let json = self.entry(index, leaf, &new, &mut tiles)?;
-            files.push((format!("{ENTRIES_DIR}/{index}"), json));
-        }
-        let mut dir = StaticDir::new(&self.dir);
-        let write = |dir: &mut StaticDir| -> Result<()> {
-            for (rel, bytes) in &files {
-                if !dir.has(rel) {
-                    dir.write(rel, bytes)?;
+            let bytes = self.tile(coord).map_err(RoundError::Unreachable)?;
+            let entries = self
+                .prove(&mut tiles, |s| {
+                    s.tree(new.tree_size, new.root_hash)
+                        .check_bundle(coord, &bytes)
+                        .map(|entries| entries.iter().map(|e| e.to_vec()).collect::<Vec<_>>())
+                })
+                .map_err(|e| {
+                    e.refused(format!(
+                        "entry bundle {} does not match the signed tree",
+                        coord.path()
+                    ))
+                })?;
+            // The first bundle may hold leaves already mirrored.
+            for (index, leaf) in coord.leaf_range().zip(&entries) {
+                let rel = format!("{ENTRIES_DIR}/{index}");
+                if index < previous_size || dir.has(&rel) {
+                    continue;
                 }
+                let json = self.entry(index, leaf, &new, &mut tiles)?;
+                put(&mut dir, &rel, &json)?;
             }
-            dir.publish(&new, previous_size)
-        };
-        write(&mut dir).map_err(RoundError::Unreachable)?;
+            put(&mut dir, &coord.path(), &bytes)?;
+            // Level-0 tiles serve one bundle each; the few tiles above serve all.
+            tiles.forget_leaf_tiles();
+        }
+        dir.publish(&new, previous_size)
+            .map_err(RoundError::Unreachable)?;
         let size = new.tree_size;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(new));
         tracing::info!(tree_size = size, written = dir.counts.written, "mirrored");
