@@ -88,20 +88,28 @@ pub fn backup(
         }
         Err(e) => return Err(e).context("the running server couldn't take the backup"),
     };
-    let key_copied = match signing_key {
-        Some(path) => {
-            copy_private_key(path, &to.join(KEY_FILE))?;
-            true
-        }
-        None => false,
-    };
-    let summary = verify_store(&target_db, key).context("the backup does not check out")?;
-    sync_dir(&to)?;
-    Ok(Report {
-        summary,
-        online,
-        key_copied,
-    })
+    let checked = (|| {
+        let key_copied = match signing_key {
+            Some(path) => {
+                copy_private_key(path, &to.join(KEY_FILE))?;
+                true
+            }
+            None => false,
+        };
+        let summary = verify_store(&target_db, key).context("the backup does not check out")?;
+        sync_dir(&to)?;
+        Ok(Report {
+            summary,
+            online,
+            key_copied,
+        })
+    })();
+    if checked.is_err() {
+        // A backup that exists is one that checked out.
+        let _ = std::fs::remove_dir_all(&target_db);
+        let _ = std::fs::remove_file(to.join(KEY_FILE));
+    }
+    checked
 }
 
 /// Restores the backup in `from` into `data_dir`, which must be new or empty, copying

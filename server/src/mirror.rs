@@ -316,6 +316,7 @@ impl Mirror {
                 s.tree(cp.tree_size, cp.root_hash).inclusion_proof(index)
             })
             .map_err(|e| e.refused(format!("no inclusion proof of entry {index}")))?;
+        let pems: Vec<String> = keys.iter().map(PublicKey::to_pem).collect();
         entry_json(index, leaf, &record, &envelope.to_json(), &pems, &proof, cp)
             .map_err(|e| refused(format!("{e:#}")))
     }
