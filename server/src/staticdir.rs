@@ -255,3 +255,70 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .and_then(|d| d.sync_all())
         .with_context(|| format!("couldn't sync directory {}", dir.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pedigree_core::checkpoint::LogSigner;
+
+    fn paths(previous_size: u64, tree_size: u64) -> Vec<String> {
+        tiles_from(previous_size, tree_size)
+            .map(|c| c.path())
+            .collect()
+    }
+
+    #[test]
+    fn tiles_from_lists_what_the_older_tree_did_not_hold_full() {
+        assert!(paths(0, 0).is_empty());
+        assert_eq!(
+            paths(0, 300),
+            [
+                "tile/0/000",
+                "tile/entries/000",
+                "tile/0/001.p/44",
+                "tile/entries/001.p/44",
+                "tile/1/000.p/1"
+            ]
+        );
+        assert_eq!(
+            paths(300, 320),
+            ["tile/0/001.p/64", "tile/entries/001.p/64", "tile/1/000.p/1"]
+        );
+        assert_eq!(
+            paths(300, 512),
+            ["tile/0/001", "tile/entries/001", "tile/1/000.p/2"]
+        );
+    }
+
+    #[test]
+    fn publish_writes_the_checkpoint_last_and_keeps_the_partials_readers_need() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut dir = StaticDir::new(tmp.path());
+        for width in [10, 44, 64] {
+            dir.write(&format!("tile/0/001.p/{width}"), b"x").unwrap();
+        }
+        let signer = LogSigner::new(
+            "test.example/log",
+            ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
+        )
+        .unwrap();
+        // The file rules depend on the tree size only; any root will do.
+        let cp = signer.sign(320, Hash([1; 32]));
+        dir.publish(&cp, 300).unwrap();
+        let left: Vec<_> = std::fs::read_dir(tmp.path().join("tile/0/001.p"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(
+            left,
+            ["44", "64"],
+            "width 10 is needed by neither checkpoint"
+        );
+        assert_eq!(dir.counts.removed, 1);
+        assert_eq!(std::fs::read(tmp.path().join(CHECKPOINT)).unwrap(), cp.note);
+        assert!(dir.has("tile/0/001.p/64"));
+        assert!(!tmp.path().join("tile/0/001.p/.64.tmp").exists());
+    }
+}
