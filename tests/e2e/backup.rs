@@ -210,6 +210,19 @@ fn online_backup_under_appends_restores_every_acknowledged_entry() {
         assert_eq!(status, 200, "entry {} missing after restore", ack.log_index);
         assert_eq!(e["leaf_hash"].as_str().unwrap(), ack.leaf_hash);
     }
+    // The backup carried the key: the restored log appends and signs as the same log.
+    let body = submission(
+        &step_statement("https://pedigree.dev/ml/train/v1", &"ab".repeat(32), &[]),
+        &seeded_ed25519_key(799),
+    );
+    let (status, answer) = post_with(
+        &http,
+        &format!("{}/api/v1/entries", copy.url),
+        "application/json",
+        &body,
+    );
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["log_index"], restored_cp.tree_size);
     drop(copy);
 
     // With no server running, backup opens the store itself.

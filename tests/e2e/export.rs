@@ -106,7 +106,12 @@ impl Drop for StaticServer {
 
 /// Runs `pedigree monitor --once --json` against `url` with a rule that needs every
 /// entry's envelope; returns (exit code, alerts, summary).
-fn monitor(dir: &Path, url: &str, vkey: &str, key: &PrivateKey) -> (i32, Vec<Value>, Value) {
+pub(crate) fn monitor(
+    dir: &Path,
+    url: &str,
+    vkey: &str,
+    key: &PrivateKey,
+) -> (i32, Vec<Value>, Value) {
     std::fs::write(
         dir.join("monitor.toml"),
         format!(

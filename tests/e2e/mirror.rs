@@ -201,6 +201,14 @@ fn mirror_of_a_live_server_serves_verifiable_reads_and_refuses_writes() {
     );
     let (status, body) = get_json_with(&http, &format!("{}/healthz", mirror.url));
     assert_eq!(status, 200, "{body}");
+
+    // A monitor reads the mirror as it would read the log.
+    let mon = tempfile::tempdir().unwrap();
+    let (code, alerts, summary) =
+        crate::export::monitor(mon.path(), &mirror.url, &server.vkey, &key);
+    assert_eq!(code, 0, "alerts {alerts:?} summary {summary}");
+    assert_eq!(summary["processed"], 330, "{summary}");
+    assert_eq!(summary["envelopes_fetched"], 330, "{summary}");
 }
 
 #[test]
