@@ -5,7 +5,7 @@
 //! sequencer ([`sequencer`]), the HTTP API ([`api`]), configuration ([`config`]),
 //! metrics ([`metrics`]), start-up ([`service`]), the offline store check ([`fsck`]),
 //! collecting witness cosignatures ([`witness`]), online backup and restore ([`backup`],
-//! [`admin`]) exporting the log as static tiles ([`export`], [`staticdir`]) and a verifying
+//! [`admin`]), exporting the log as static tiles ([`export`], [`staticdir`]) and a verifying
 //! read-only mirror ([`mirror`]).
 //! Out of scope: formats and verification, which live in `pedigree-core`; this crate
 //! only admits, stores, sequences and serves.
