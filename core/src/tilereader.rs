@@ -168,6 +168,12 @@ impl TileSet {
         Ok(())
     }
 
+    /// The bytes held for `coord`, as inserted (authenticated only once a read of the
+    /// tree has used them, e.g. [`TiledTree::check_tile`]).
+    pub fn get(&self, coord: TileCoord) -> Option<&[u8]> {
+        self.tiles.get(&coord).map(Vec::as_slice)
+    }
+
     /// Number of tiles held.
     pub fn len(&self) -> usize {
         self.tiles.len()
@@ -477,6 +483,56 @@ impl TiledTree<'_> {
             &self.root_hash.0,
         )
         .map_err(TileProofError::Proof)
+    }
+
+    /// Authenticates the hash tile `coord` (at the width this tree gives it) against the
+    /// root, as every read from it would: a mirror calls this on each tile it stores.
+    ///
+    /// # Errors
+    ///
+    /// [`TileProofError::NotHashTile`] for an entry bundle, [`TileProofError::OutOfRange`]
+    /// for a tile this tree does not hold at that width, and otherwise as
+    /// [`TiledTree::root_at`].
+    pub fn check_tile(&self, coord: TileCoord) -> Result<(), TileProofError> {
+        if coord.entries {
+            return Err(TileProofError::NotHashTile { path: coord.path() });
+        }
+        let first = coord.index.saturating_mul(crate::tiles::TILE_WIDTH);
+        if tile_for(coord.level, first, self.tree_size) != Some(coord) {
+            let shift = u32::from(coord.level) * u32::from(TILE_HEIGHT);
+            return Err(TileProofError::OutOfRange {
+                range: first.checked_shl(shift).unwrap_or(u64::MAX)..u64::MAX,
+                tree_size: self.tree_size,
+            });
+        }
+        let index = merkle::stored_hash_index(coord.level * TILE_HEIGHT, first);
+        self.tiles.take_missing();
+        self.read_hashes(&[index])
+            .map(|_| ())
+            .map_err(|e| self.read_error(ProofError::Storage(e)))
+    }
+
+    /// The inclusion proof of `leaf_index` in this tree, built from authenticated tiles.
+    ///
+    /// # Errors
+    ///
+    /// [`TileProofError::Proof`] for an index outside the tree, and otherwise as
+    /// [`TiledTree::root_at`].
+    pub fn inclusion_proof(&self, leaf_index: u64) -> Result<Vec<Hash>, TileProofError> {
+        self.tiles.take_missing();
+        merkle::prove_inclusion(leaf_index, self.tree_size, self).map_err(|e| self.read_error(e))
+    }
+
+    /// The consistency proof from the tree of `old_size` leaves to this one, built from
+    /// authenticated tiles.
+    ///
+    /// # Errors
+    ///
+    /// [`TileProofError::Proof`] when `old_size` is 0 or beyond the tree, and otherwise
+    /// as [`TiledTree::root_at`].
+    pub fn consistency_proof(&self, old_size: u64) -> Result<Vec<Hash>, TileProofError> {
+        self.tiles.take_missing();
+        merkle::prove_consistency(old_size, self.tree_size, self).map_err(|e| self.read_error(e))
     }
 
     /// The leaf hashes of `range`, from authenticated level-0 tiles.

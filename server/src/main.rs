@@ -1,5 +1,7 @@
-//! `pedigree-server`: serves a Pedigree log over HTTP (`serve`, the default), and checks a
-//! stored log offline (`fsck`).
+//! `pedigree-server`: serves a Pedigree log over HTTP (`serve`, the default), checks a
+//! stored log offline (`fsck`), backs it up and restores it (`backup`, `restore`) and
+//! exports it as static tiles (`export-tiles`) or follows another log as a verifying
+//! read-only mirror (`mirror`).
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand};
@@ -36,6 +38,21 @@ enum Command {
     /// inconsistency (column family, key, expected and found), 2 when the check could
     /// not run.
     Fsck(FsckArgs),
+    /// Copy a log consistently while its server keeps appending (spec/storage.md section 6)
+    ///
+    /// The running server writes a RocksDB checkpoint through its admin socket
+    /// (<data-dir>/admin.sock); with no server running, this command opens the store
+    /// itself. The copy and the signing key (mode 0600, unless --without-key) go to a new
+    /// or empty directory, and the copy is checked like `fsck` before this exits 0.
+    Backup(pedigree_server::backup::BackupArgs),
+    /// Restore a backup into a new or empty data directory, and check it like `fsck`
+    Restore(pedigree_server::backup::RestoreArgs),
+    /// Write the log as static C2SP tiles, entry bundles, entries and checkpoint
+    /// (spec/api.md section 7); run again to add what is new
+    ExportTiles(pedigree_server::export::ExportArgs),
+    /// Run a read-only replica that follows a primary and verifies everything it copies
+    /// (spec/api.md section 7)
+    Mirror(pedigree_server::mirror::MirrorArgs),
 }
 
 #[derive(Args, Debug)]
@@ -66,6 +83,19 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Fsck(args)) => return fsck_main(&args),
+        Some(Command::Backup(args)) => pedigree_server::backup::run_backup(&args)
+            .map(|report| print!("{report}"))
+            .context("backup failed"),
+        Some(Command::Restore(args)) => pedigree_server::backup::run_restore(&args)
+            .map(|report| print!("{report}"))
+            .context("restore failed"),
+        Some(Command::Mirror(args)) => {
+            init_tracing();
+            pedigree_server::mirror::run(&args).context("mirror failed")
+        }
+        Some(Command::ExportTiles(args)) => pedigree_server::export::run(&args)
+            .map(|report| print!("{report}"))
+            .context("export failed"),
         Some(Command::Serve(cmd)) => serve(*cmd),
         None => serve(cli.serve),
     };
@@ -189,4 +219,15 @@ fn run_fsck(args: &FsckArgs) -> Result<String> {
         summary.dedup_rows,
         index_rows.join(", "),
     ))
+}
+
+/// Logs to stderr, filtered by `PEDIGREE_LOG` (default `info`).
+fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PEDIGREE_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
 }

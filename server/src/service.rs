@@ -165,6 +165,11 @@ pub fn serve(config: Config, engine: LogEngine<RocksStore>) -> Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let engine = Arc::new(engine);
         load_hash_cache(&engine);
+        // `pedigree-server backup` reaches the running server here (admin.rs says why).
+        match crate::admin::start(&config.data_dir, Arc::clone(&engine)) {
+            Ok(path) => tracing::debug!(path = %path.display(), "admin socket listening"),
+            Err(e) => tracing::warn!(error = %e, "no admin socket: online backups unavailable"),
+        }
         let metrics = Arc::new(Metrics::default());
         metrics.tree_size.store(
             engine.checkpoint().tree_size,

@@ -169,6 +169,27 @@ impl RocksStore {
         Ok(Self { db })
     }
 
+    /// Opens the database at `path` as a RocksDB secondary instance, beside a server
+    /// that may be writing it (for `export-tiles`). `secondary_path` is a scratch
+    /// directory for the instance's own info log. Every table file is kept open
+    /// (`max_open_files = -1`, as RocksDB asks of secondaries) so that files the writer
+    /// deletes after compactions stay readable for as long as this instance lives.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Db`] when there is no database at `path` or RocksDB cannot read it.
+    pub fn open_secondary(path: &Path, secondary_path: &Path) -> Result<Self, StoreError> {
+        let mut opts = Self::db_options();
+        opts.set_max_open_files(-1);
+        let db = rocksdb::DB::open_cf_descriptors_as_secondary(
+            &opts,
+            path,
+            secondary_path,
+            Self::column_families(),
+        )?;
+        Ok(Self { db })
+    }
+
     fn db_options() -> rocksdb::Options {
         let mut opts = rocksdb::Options::default();
         opts.set_paranoid_checks(true);

@@ -2,11 +2,14 @@
 //! with temporary RocksDB directories and real keys. One test binary; each module says
 //! in its first line what belongs there.
 
+mod backup;
 mod cli_lineage;
 mod connections;
 mod crash;
+mod export;
 mod incident;
 mod malformed;
+mod mirror;
 mod monitor;
 mod overload;
 mod server_api;

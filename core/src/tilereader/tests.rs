@@ -268,3 +268,66 @@ fn tile_coordinates_follow_the_tree_size() {
         "tile/entries/003.p/232"
     );
 }
+
+#[test]
+fn check_tile_accepts_the_tree_s_tiles_and_rejects_a_tampered_one() {
+    let log = MemTree::new(70_000, 4);
+    let root = log.root(70_000);
+    let mut set = TileSet::new();
+    // Every hash tile of the tree at its width: four levels, right edges and full tiles.
+    let coords: Vec<TileCoord> = (0..3u8)
+        .flat_map(|level| {
+            let nodes = 70_000u64 >> (8 * u32::from(level));
+            (0..nodes.div_ceil(256)).filter_map(move |i| tile_for(level, i * 256, 70_000))
+        })
+        .collect();
+    for &coord in &coords {
+        let (got, _) = with_fetch(&mut set, &log, |s| s.tree(70_000, root).check_tile(coord));
+        got.unwrap_or_else(|e| panic!("{}: {e}", coord.path()));
+    }
+    let beyond = TileCoord {
+        level: 0,
+        index: 300,
+        width: 256,
+        entries: false,
+    };
+    assert!(matches!(
+        set.tree(70_000, root).check_tile(beyond),
+        Err(TileProofError::OutOfRange { .. })
+    ));
+    for coord in [coords[3], *coords.last().unwrap()] {
+        let good = set.tiles[&coord].clone();
+        let mut bad = good.clone();
+        bad[7] ^= 1;
+        set.insert(coord, bad).unwrap();
+        assert!(
+            matches!(
+                set.tree(70_000, root).check_tile(coord),
+                Err(TileProofError::TilesInconsistent { .. })
+            ),
+            "tampered {} passed",
+            coord.path()
+        );
+        set.insert(coord, good).unwrap();
+    }
+}
+
+#[test]
+fn proofs_from_tiles_verify() {
+    let log = MemTree::new(1000, 5);
+    let root = log.root(1000);
+    let mut set = TileSet::new();
+    for index in [0u64, 255, 256, 999] {
+        let (proof, _) = with_fetch(&mut set, &log, |s| {
+            s.tree(1000, root).inclusion_proof(index)
+        });
+        let leaf = merkle::leaf_hash(&log.leaves[usize::try_from(index).unwrap()]);
+        merkle::verify_inclusion(index, 1000, &leaf.0, &proof.unwrap(), &root.0).unwrap();
+    }
+    for old in [1u64, 256, 600, 999] {
+        let (proof, _) = with_fetch(&mut set, &log, |s| {
+            s.tree(1000, root).consistency_proof(old)
+        });
+        merkle::verify_consistency(old, 1000, &proof.unwrap(), &log.root(old).0, &root.0).unwrap();
+    }
+}

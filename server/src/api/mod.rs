@@ -8,6 +8,7 @@ mod tiles;
 mod write;
 
 pub use error::ApiError;
+pub use read::RecordJson;
 
 use crate::engine::LogEngine;
 use crate::metrics::Metrics;
