@@ -11,6 +11,7 @@
 //! bytes and times in, so the server, the CLI and the monitor all verify with the same
 //! functions and every function here can be tested from data alone.
 
+pub mod bom;
 pub mod bundle;
 pub mod checkpoint;
 pub mod dsse;
