@@ -39,6 +39,8 @@ enum Command {
     /// Show or verify an artifact's lineage from creator to deployer
     #[command(subcommand)]
     Lineage(cmd::lineage::LineageCommand),
+    /// Write a model's AI-BOM (CycloneDX 1.6 ML-BOM) from its verified lineage
+    Bom(cmd::bom::BomArgs),
     /// Audit a log: verify its checkpoints and every entry, alert on watched keys and subjects
     Monitor(cmd::monitor::MonitorArgs),
     /// Write an entry's offline proof (C2SP tlog-proof), or verify one with --verify
@@ -59,6 +61,7 @@ fn main() {
         Command::Attest(a) => cmd::attest::run(a, &out),
         Command::Submit(a) => cmd::attest::submit(a, &out),
         Command::Lineage(c) => cmd::lineage::run(c, &out),
+        Command::Bom(a) => cmd::bom::run(a, &out),
         Command::Monitor(a) => cmd::monitor::run(a, &out),
         Command::Proof(a) => cmd::proof::run(a, &out),
         Command::Witness(c) => cmd::witness::run(c),

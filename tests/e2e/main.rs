@@ -2,6 +2,7 @@
 //! with temporary RocksDB directories and real keys. One test binary; each module says
 //! in its first line what belongs there.
 
+mod cli_bom;
 mod cli_lineage;
 mod connections;
 mod crash;

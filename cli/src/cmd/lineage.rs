@@ -9,8 +9,9 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use clap::{Args, Subcommand};
 use pedigree_core::bundle::Bundle;
-use pedigree_core::checkpoint::SignedCheckpoint;
+use pedigree_core::checkpoint::{LogVerifier, SignedCheckpoint};
 use pedigree_core::dsse::Envelope;
+use pedigree_core::keys::PublicKey;
 use pedigree_core::lineage::{verify_chain, Attestation};
 use pedigree_core::merkle;
 use pedigree_core::policy::Policy;
@@ -158,7 +159,7 @@ fn print_tree(
     seen.pop();
 }
 
-fn load_policy(path: &Path) -> Result<Policy> {
+pub(crate) fn load_policy(path: &Path) -> Result<Policy> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("couldn't read policy {}", path.display()))?;
     let base = path.parent().unwrap_or(Path::new("."));
@@ -201,23 +202,68 @@ fn hash32(v: &Value) -> Result<[u8; 32]> {
 /// `cosigned`, receipts are proved against the log's published cosigned checkpoint
 /// where it covers the entry.
 fn from_log(log: &str, digest: &str, cosigned: bool) -> Result<Vec<Attestation>> {
+    let indexes = lineage_entries(log, digest, "upstream", 64, |_| true)?;
+    Ok(fetch_attestations(log, &indexes, cosigned)?
+        .into_iter()
+        .map(|(a, _)| a)
+        .collect())
+}
+
+/// The log indexes of the entries the log's lineage walk from `digest` reaches in
+/// `direction`, among those whose graph entry `keep` accepts. The graph is only where
+/// to look: every entry is fetched and verified before it is used.
+pub(crate) fn lineage_entries(
+    log: &str,
+    digest: &str,
+    direction: &str,
+    depth: u64,
+    keep: impl Fn(&Value) -> bool,
+) -> Result<Vec<u64>> {
     let graph = crate::client::get_json(
         log,
-        &format!("/api/v1/lineage/{digest}?direction=upstream&depth=64"),
+        &format!("/api/v1/lineage/{digest}?direction={direction}&depth={depth}"),
     )?;
+    graph["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| keep(e))
+        .map(|e| {
+            e["log_index"]
+                .as_u64()
+                .ok_or_else(|| anyhow!("lineage entry without index"))
+        })
+        .collect()
+}
+
+/// Fetches the entries at `indexes`, each as an attestation with a receipt built from
+/// the log's answer (not yet verified) and the public keys the log recorded for its
+/// signers. With `cosigned`, receipts are proved against the log's published cosigned
+/// checkpoint where it covers the entry.
+pub(crate) fn fetch_attestations(
+    log: &str,
+    indexes: &[u64],
+    cosigned: bool,
+) -> Result<Vec<(Attestation, Vec<PublicKey>)>> {
     let published = if cosigned {
         crate::client::published_checkpoint(log)?
     } else {
         None
     };
     let mut out = Vec::new();
-    for e in graph["entries"].as_array().into_iter().flatten() {
-        let index = e["log_index"]
-            .as_u64()
-            .ok_or_else(|| anyhow!("lineage entry without index"))?;
+    for &index in indexes {
         let entry = crate::client::get_json(log, &format!("/api/v1/entries/{index}"))?;
         let envelope = Envelope::from_json(entry["envelope"].to_string().as_bytes())
             .with_context(|| format!("log entry {index} has an invalid envelope"))?;
+        let verifiers = entry["verifiers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|k| {
+                PublicKey::from_pem(k.as_str().unwrap_or_default())
+                    .with_context(|| format!("log entry {index} has an invalid verifier key"))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let proof = &entry["inclusion_proof"];
         let receipt = LogReceipt {
             log_index: index,
@@ -247,11 +293,14 @@ fn from_log(log: &str, digest: &str, cosigned: bool) -> Result<Vec<Attestation>>
             }
             _ => receipt,
         };
-        out.push(Attestation {
-            source: format!("log entry {index}"),
-            envelope,
-            receipt: Some(receipt),
-        });
+        out.push((
+            Attestation {
+                source: format!("log entry {index}"),
+                envelope,
+                receipt: Some(receipt),
+            },
+            verifiers,
+        ));
     }
     Ok(out)
 }
@@ -259,13 +308,16 @@ fn from_log(log: &str, digest: &str, cosigned: bool) -> Result<Vec<Attestation>>
 /// Checks that every checkpoint the receipts used is consistent with the log's latest
 /// one: a log showing different histories to different readers is caught here. The
 /// latest is the log's own (`/api/v1/log`), which a cosigned `/checkpoint` may lag.
-fn check_consistency(log: &str, policy: &Policy, checkpoints: &[SignedCheckpoint]) -> Result<()> {
+pub(crate) fn check_consistency(
+    log: &str,
+    trusted: &LogVerifier,
+    checkpoints: &[SignedCheckpoint],
+) -> Result<()> {
     let info = crate::client::get_json(log, "/api/v1/log")?;
     let latest_note = info["checkpoint"]
         .as_str()
         .ok_or_else(|| anyhow!("log info has no checkpoint"))?;
-    let latest = policy
-        .log
+    let latest = trusted
         .verify(latest_note.as_bytes())
         .map_err(|e| anyhow!("inconsistent checkpoint: the log's latest checkpoint is not signed by the trusted key: {e}"))?;
     for cp in checkpoints {
@@ -332,7 +384,7 @@ fn verify(args: &VerifyArgs, out: &Output) -> Result<()> {
             .filter_map(|a| a.receipt.as_ref())
             .filter_map(|r| policy.log.verify(r.checkpoint.as_bytes()).ok())
             .collect();
-        check_consistency(log, &policy, &cps).context("lineage verification failed")?;
+        check_consistency(log, &policy.log, &cps).context("lineage verification failed")?;
     }
     out.print(
         &serde_json::json!({"verified": true, "artifact": digest.to_string(), "chain": links}),

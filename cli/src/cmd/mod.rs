@@ -1,6 +1,7 @@
 //! One module per command group.
 
 pub mod attest;
+pub mod bom;
 pub mod key;
 pub mod lineage;
 pub mod monitor;

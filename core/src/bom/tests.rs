@@ -401,13 +401,16 @@ fn verification_refuses_a_wrong_key_a_wrong_log_and_a_foreign_link() {
     ));
 }
 
+/// A change that makes a valid BOM invalid.
+type Breakage = fn(&mut Value);
+
 #[test]
 fn the_schema_rejects_a_broken_bom() {
     let c = chain();
     let v = verified(&c);
     let good = bom_of(&digest(0xa3), &v).unwrap();
     let validator = validator();
-    let breakages: [(&str, fn(&mut Value)); 4] = [
+    let breakages: [(&str, Breakage); 4] = [
         ("unknown component type", |b| {
             b["components"][0]["type"] = json!("neural-net")
         }),
