@@ -91,15 +91,21 @@ pub fn run(args: BomArgs, out: &Output) -> Result<()> {
         (None, None) => bail!("give --policy FILE or --log-key VKEY"),
     };
     let cosigned = witnesses.min() > 0;
-    let upstream = lineage_entries(&args.log, &digest, "upstream", DEPTH, |_| true)?;
+    let (upstream, cut) = lineage_entries(&args.log, &digest, "upstream", DEPTH, |_| true)?;
     if upstream.is_empty() {
         bail!("the log has no attestation about {digest}");
     }
     // Evaluations name the model as a material: they are one step downstream. The
     // graph's `step` only chooses what to fetch; the verified statement decides.
-    let evaluations = lineage_entries(&args.log, &digest, "downstream", 1, |e| {
-        e["step"].as_str() == Some(Step::Evaluate.name())
-    })?;
+    let (evaluations, cut_downstream) =
+        lineage_entries(&args.log, &digest, "downstream", 1, |e| {
+            e["step"].as_str() == Some(Step::Evaluate.name())
+        })?;
+    // Without a policy the BOM lists everything the log holds about the model's
+    // history; a walk the log cut short would silently leave some of it out.
+    if policy.is_none() && (cut || cut_downstream) {
+        bail!("the log's lineage of {digest} is too large to list whole (truncated); give --policy to build the BOM from the chain it accepts");
+    }
     let fetched = fetch_attestations(&args.log, &upstream, cosigned)?;
     let mut verified: Vec<(Attestation, VerifiedAttestation)> = Vec::new();
     let verification = match &policy {

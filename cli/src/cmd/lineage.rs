@@ -202,7 +202,7 @@ fn hash32(v: &Value) -> Result<[u8; 32]> {
 /// `cosigned`, receipts are proved against the log's published cosigned checkpoint
 /// where it covers the entry.
 fn from_log(log: &str, digest: &str, cosigned: bool) -> Result<Vec<Attestation>> {
-    let indexes = lineage_entries(log, digest, "upstream", 64, |_| true)?;
+    let (indexes, _) = lineage_entries(log, digest, "upstream", 64, |_| true)?;
     Ok(fetch_attestations(log, &indexes, cosigned)?
         .into_iter()
         .map(|(a, _)| a)
@@ -210,20 +210,21 @@ fn from_log(log: &str, digest: &str, cosigned: bool) -> Result<Vec<Attestation>>
 }
 
 /// The log indexes of the entries the log's lineage walk from `digest` reaches in
-/// `direction`, among those whose graph entry `keep` accepts. The graph is only where
-/// to look: every entry is fetched and verified before it is used.
+/// `direction`, among those whose graph entry `keep` accepts, and whether the log cut
+/// the walk short (`truncated`). The graph is only where to look: every entry is
+/// fetched and verified before it is used.
 pub(crate) fn lineage_entries(
     log: &str,
     digest: &str,
     direction: &str,
     depth: u64,
     keep: impl Fn(&Value) -> bool,
-) -> Result<Vec<u64>> {
+) -> Result<(Vec<u64>, bool)> {
     let graph = crate::client::get_json(
         log,
         &format!("/api/v1/lineage/{digest}?direction={direction}&depth={depth}"),
     )?;
-    graph["entries"]
+    let indexes = graph["entries"]
         .as_array()
         .into_iter()
         .flatten()
@@ -233,7 +234,8 @@ pub(crate) fn lineage_entries(
                 .as_u64()
                 .ok_or_else(|| anyhow!("lineage entry without index"))
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    Ok((indexes, graph["truncated"].as_bool().unwrap_or(false)))
 }
 
 /// Fetches the entries at `indexes`, each as an attestation with a receipt built from
