@@ -16,10 +16,13 @@ use crate::output::Output;
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::{Args, ValueEnum};
 use pedigree_core::bom::{self, BomInput, VerifiedAttestation};
-use pedigree_core::checkpoint::SignedCheckpoint;
+use pedigree_core::checkpoint::{LogVerifier, SignedCheckpoint};
 use pedigree_core::keys::PublicKey;
 use pedigree_core::lineage::{verify_attestation, verify_chain, Attestation, LineageError};
+use pedigree_core::policy::Policy;
 use pedigree_core::slsa::Step;
+use pedigree_core::statement::Digest;
+use pedigree_core::witness::WitnessPolicy;
 use serde_json::Value;
 use std::path::PathBuf;
 use time::format_description::well_known::Rfc3339;
@@ -107,52 +110,13 @@ pub fn run(args: BomArgs, out: &Output) -> Result<()> {
         bail!("the log's lineage of {digest} is too large to list whole (truncated); give --policy to build the BOM from the chain it accepts");
     }
     let fetched = fetch_attestations(&args.log, &upstream, cosigned)?;
-    let mut verified: Vec<(Attestation, VerifiedAttestation)> = Vec::new();
-    let verification = match &policy {
-        Some(policy) => {
-            let attestations: Vec<Attestation> = fetched.into_iter().map(|(a, _)| a).collect();
-            let links = verify_chain(std::slice::from_ref(&model), &attestations, policy)
-                .map_err(|e| anyhow!("lineage verification failed: {e}"))?;
-            for link in links {
-                let a = attestations
-                    .iter()
-                    .find(|a| a.source == link.source)
-                    .ok_or_else(|| anyhow!("verified link {} has no attestation", link.source))?;
-                verified.push((a.clone(), VerifiedAttestation::new(link, a)?));
-            }
-            let keys: Vec<PublicKey> = policy
-                .steps
-                .iter()
-                .filter(|s| s.build_type == Step::Evaluate.build_type())
-                .flat_map(|s| s.signers.iter().cloned())
-                .collect();
-            if !keys.is_empty() {
-                for (a, _) in fetch_attestations(&args.log, &evaluations, cosigned)? {
-                    match verify_attestation(&a, &keys, &log_key, &witnesses) {
-                        Ok(link) => {
-                            let v = VerifiedAttestation::new(link, &a)?;
-                            verified.push((a, v));
-                        }
-                        // Anyone may log an evaluation naming the model; one the policy's
-                        // evaluators did not sign is not theirs, so it is left out.
-                        Err(LineageError::UnknownSigner { .. }) => {}
-                        Err(e) => bail!("evaluation verification failed: {e}"),
-                    }
-                }
-            }
-            "policy"
-        }
-        None => {
-            let mut all = fetched;
-            all.extend(fetch_attestations(&args.log, &evaluations, cosigned)?);
-            for (a, keys) in all {
-                let link = verify_attestation(&a, &keys, &log_key, &witnesses)
-                    .map_err(|e| anyhow!("attestation verification failed: {e}"))?;
-                let v = VerifiedAttestation::new(link, &a)?;
-                verified.push((a, v));
-            }
-            "log-key"
-        }
+    let evaluations = fetch_attestations(&args.log, &evaluations, cosigned)?;
+    let (verified, verification) = match &policy {
+        Some(policy) => (by_policy(&model, fetched, evaluations, policy)?, "policy"),
+        None => (
+            by_log_key(fetched, evaluations, &log_key, &witnesses)?,
+            "log-key",
+        ),
     };
     let checkpoints: Vec<SignedCheckpoint> = verified
         .iter()
@@ -176,6 +140,69 @@ pub fn run(args: BomArgs, out: &Output) -> Result<()> {
     };
     let json = serde_json::to_string_pretty(&document)? + "\n";
     write_or_print(&args, &json, &document, out)
+}
+
+/// The policy's chain to `model`, and the evaluations one of the policy's evaluate
+/// step signers signed.
+fn by_policy(
+    model: &Digest,
+    upstream: Vec<(Attestation, Vec<PublicKey>)>,
+    evaluations: Vec<(Attestation, Vec<PublicKey>)>,
+    policy: &Policy,
+) -> Result<Vec<(Attestation, VerifiedAttestation)>> {
+    let attestations: Vec<Attestation> = upstream.into_iter().map(|(a, _)| a).collect();
+    let links = verify_chain(std::slice::from_ref(model), &attestations, policy)
+        .map_err(|e| anyhow!("lineage verification failed: {e}"))?;
+    let mut verified = Vec::new();
+    for link in links {
+        let a = attestations
+            .iter()
+            .find(|a| a.source == link.source)
+            .ok_or_else(|| anyhow!("verified link {} has no attestation", link.source))?;
+        verified.push((a.clone(), VerifiedAttestation::new(link, a)?));
+    }
+    let evaluators: Vec<PublicKey> = policy
+        .steps
+        .iter()
+        .filter(|s| s.build_type == Step::Evaluate.build_type())
+        .flat_map(|s| s.signers.iter().cloned())
+        .collect();
+    if evaluators.is_empty() {
+        return Ok(verified);
+    }
+    for (a, _) in evaluations {
+        match verify_attestation(&a, &evaluators, &policy.log, &policy.witnesses) {
+            Ok(link) => {
+                let v = VerifiedAttestation::new(link, &a)?;
+                verified.push((a, v));
+            }
+            // Anyone may log an evaluation naming the model; one the policy's
+            // evaluators did not sign is not theirs, so it is left out.
+            Err(LineageError::UnknownSigner { .. }) => {}
+            Err(e) => bail!("evaluation verification failed: {e}"),
+        }
+    }
+    Ok(verified)
+}
+
+/// Every attestation, each signed by the keys the log recorded for it and included in
+/// the log of `log_key`; the first that fails fails all.
+fn by_log_key(
+    upstream: Vec<(Attestation, Vec<PublicKey>)>,
+    evaluations: Vec<(Attestation, Vec<PublicKey>)>,
+    log_key: &LogVerifier,
+    witnesses: &WitnessPolicy,
+) -> Result<Vec<(Attestation, VerifiedAttestation)>> {
+    upstream
+        .into_iter()
+        .chain(evaluations)
+        .map(|(a, keys)| {
+            let link = verify_attestation(&a, &keys, log_key, witnesses)
+                .map_err(|e| anyhow!("attestation verification failed: {e}"))?;
+            let v = VerifiedAttestation::new(link, &a)?;
+            Ok((a, v))
+        })
+        .collect()
 }
 
 /// Prints the BOM, or writes it to `--out` and says so.
