@@ -43,6 +43,8 @@ enum Command {
     Revoke(cmd::revoke::RevokeArgs),
     /// List everything derived from an artifact, deployments included, and the last good version
     Impact(cmd::impact::ImpactArgs),
+    /// Write a model's AI-BOM (CycloneDX 1.6 ML-BOM) from its verified lineage
+    Bom(cmd::bom::BomArgs),
     /// Audit a log: verify its checkpoints and every entry, alert on watched keys and subjects
     Monitor(cmd::monitor::MonitorArgs),
     /// Write an entry's offline proof (C2SP tlog-proof), or verify one with --verify
@@ -65,6 +67,7 @@ fn main() {
         Command::Lineage(c) => cmd::lineage::run(c, &out),
         Command::Revoke(a) => cmd::revoke::run(a, &out),
         Command::Impact(a) => cmd::impact::run(a, &out),
+        Command::Bom(a) => cmd::bom::run(a, &out),
         Command::Monitor(a) => cmd::monitor::run(a, &out),
         Command::Proof(a) => cmd::proof::run(a, &out),
         Command::Witness(c) => cmd::witness::run(c),

@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bom;
 pub mod bundle;
 pub mod checkpoint;
 pub mod dsse;

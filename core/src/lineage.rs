@@ -12,12 +12,14 @@
 //! so that anyone logging bogus attestations about an artifact cannot break its chain;
 //! when none passes, the first failure is reported.
 
+use crate::checkpoint::LogVerifier;
 use crate::dsse::Envelope;
 use crate::keys::{Fingerprint, PublicKey};
 use crate::policy::{Policy, PolicyStep};
 use crate::receipt::{LogReceipt, ReceiptError};
 use crate::slsa::{statement_materials, Provenance};
 use crate::statement::{Digest, Statement};
+use crate::witness::WitnessPolicy;
 use std::collections::BTreeSet;
 use thiserror::Error;
 
@@ -172,43 +174,70 @@ fn check_one(
     policy: &Policy,
     parsed: &Parsed,
 ) -> Result<VerifiedLink, LineageError> {
-    let Some(signers) = allowed_signers(&a.envelope, &step.signers) else {
+    check_signed_and_logged(
+        a,
+        &step.name,
+        &step.signers,
+        &policy.log,
+        &policy.witnesses,
+        parsed,
+    )
+}
+
+/// The checks every link passes, whoever chose the keys: every signature by one of
+/// `allowed`, each signer listed in the leaf record, the receipt proving inclusion under
+/// a checkpoint signed by `log`, and the witness cosignatures `witnesses` asks for.
+fn check_signed_and_logged(
+    a: &Attestation,
+    step: &str,
+    allowed: &[PublicKey],
+    log: &LogVerifier,
+    witnesses: &WitnessPolicy,
+    parsed: &Parsed,
+) -> Result<VerifiedLink, LineageError> {
+    let Some(signers) = allowed_signers(&a.envelope, allowed) else {
         return Err(LineageError::UnknownSigner {
-            step: step.name.clone(),
+            step: step.to_string(),
             source_name: a.source.clone(),
         });
     };
     let Some(receipt) = &a.receipt else {
         return Err(LineageError::NotInLog {
-            step: step.name.clone(),
+            step: step.to_string(),
             source_name: a.source.clone(),
             reason: "no log receipt (never submitted?)".into(),
         });
     };
-    let (cp, _) = receipt
-        .verify(&a.envelope, &policy.log, signers.first())
+    let (cp, record) = receipt
+        .verify(&a.envelope, log, signers.first())
         .map_err(|e| match e {
             ReceiptError::Checkpoint(_) => LineageError::UntrustedCheckpoint {
-                step: step.name.clone(),
+                step: step.to_string(),
                 source_name: a.source.clone(),
-                log: policy.log.origin().to_string(),
+                log: log.origin().to_string(),
             },
             other => LineageError::NotInLog {
-                step: step.name.clone(),
+                step: step.to_string(),
                 source_name: a.source.clone(),
                 reason: other.to_string(),
             },
         })?;
-    policy
-        .witnesses
+    if let Some(missing) = signers.iter().find(|fp| !record.signers.contains(fp)) {
+        return Err(LineageError::NotInLog {
+            step: step.to_string(),
+            source_name: a.source.clone(),
+            reason: format!("leaf record does not list signer {missing}"),
+        });
+    }
+    witnesses
         .check(receipt.checkpoint.as_bytes())
         .map_err(|e| LineageError::NotWitnessed {
-            step: step.name.clone(),
+            step: step.to_string(),
             source_name: a.source.clone(),
             reason: e.to_string(),
         })?;
     Ok(VerifiedLink {
-        step: step.name.clone(),
+        step: step.to_string(),
         source: a.source.clone(),
         log_index: receipt.log_index,
         tree_size: cp.tree_size,
@@ -216,6 +245,41 @@ fn check_one(
         materials: parsed.materials.iter().map(ToString::to_string).collect(),
         signers: signers.iter().map(ToString::to_string).collect(),
     })
+}
+
+/// Verifies one attestation outside a policy chain: every signature by one of `allowed`
+/// (each listed in the leaf record), included in the log of `log`, cosigned as
+/// `witnesses` requires. The link's step is the Pedigree step its build type names, or
+/// `attestation` for any other statement. Used where the keys come from elsewhere than
+/// a policy step, such as the keys the log recorded for the entry (`pedigree bom`
+/// without a policy); the caller decides what those keys are worth.
+///
+/// # Errors
+///
+/// [`LineageError::Invalid`] when the payload is not an in-toto statement, else the
+/// first check that failed, as for a link of [`verify_chain`].
+pub fn verify_attestation(
+    a: &Attestation,
+    allowed: &[PublicKey],
+    log: &LogVerifier,
+    witnesses: &WitnessPolicy,
+) -> Result<VerifiedLink, LineageError> {
+    let statement =
+        Statement::from_json(&a.envelope.payload).map_err(|e| LineageError::Invalid {
+            step: "attestation".into(),
+            source_name: a.source.clone(),
+            reason: e.to_string(),
+        })?;
+    let provenance = Provenance::from_statement(&statement).ok().flatten();
+    let step = provenance
+        .as_ref()
+        .and_then(Provenance::step)
+        .map_or("attestation", |s| s.name());
+    let parsed = Parsed {
+        subjects: statement.subject.iter().flat_map(|s| s.digests()).collect(),
+        materials: provenance.map(|p| p.materials()).unwrap_or_default(),
+    };
+    check_signed_and_logged(a, step, allowed, log, witnesses, &parsed)
 }
 
 /// Most candidate links tried in one verification, bounding the search when many

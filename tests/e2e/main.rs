@@ -3,6 +3,7 @@
 //! in its first line what belongs there.
 
 mod backup;
+mod cli_bom;
 mod cli_lineage;
 mod connections;
 mod crash;

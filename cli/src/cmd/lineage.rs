@@ -9,8 +9,9 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use clap::{Args, Subcommand};
 use pedigree_core::bundle::Bundle;
-use pedigree_core::checkpoint::SignedCheckpoint;
+use pedigree_core::checkpoint::{LogVerifier, SignedCheckpoint};
 use pedigree_core::dsse::Envelope;
+use pedigree_core::keys::PublicKey;
 use pedigree_core::lineage::{verify_chain, Attestation};
 use pedigree_core::merkle;
 use pedigree_core::policy::Policy;
@@ -207,21 +208,59 @@ fn hash32(v: &Value) -> Result<[u8; 32]> {
 /// `cosigned`, receipts are proved against the log's published cosigned checkpoint
 /// where it covers the entry.
 fn from_log(log: &str, digest: &str, cosigned: bool) -> Result<Vec<Attestation>> {
+    let (indexes, _) = lineage_entries(log, digest, "upstream", 64, |_| true)?;
+    Ok(fetch_attestations(log, &indexes, cosigned)?
+        .into_iter()
+        .map(|(a, _)| a)
+        .collect())
+}
+
+/// The log indexes of the entries the log's lineage walk from `digest` reaches in
+/// `direction`, among those whose graph entry `keep` accepts, and whether the log cut
+/// the walk short (`truncated`). The graph is only where to look: every entry is
+/// fetched and verified before it is used.
+pub(crate) fn lineage_entries(
+    log: &str,
+    digest: &str,
+    direction: &str,
+    depth: u64,
+    keep: impl Fn(&Value) -> bool,
+) -> Result<(Vec<u64>, bool)> {
     let graph = crate::client::get_json(
         log,
-        &format!("/api/v1/lineage/{digest}?direction=upstream&depth=64"),
+        &format!("/api/v1/lineage/{digest}?direction={direction}&depth={depth}"),
     )?;
+    let indexes = graph["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| keep(e))
+        .map(|e| {
+            e["log_index"]
+                .as_u64()
+                .ok_or_else(|| anyhow!("lineage entry without index"))
+        })
+        .collect::<Result<_>>()?;
+    Ok((indexes, graph["truncated"].as_bool().unwrap_or(false)))
+}
+
+/// Fetches the entries at `indexes`, each as an attestation with a receipt built from
+/// the log's answer (not yet verified) and the public keys the log recorded for its
+/// signers. With `cosigned`, receipts are proved against the log's published cosigned
+/// checkpoint where it covers the entry.
+pub(crate) fn fetch_attestations(
+    log: &str,
+    indexes: &[u64],
+    cosigned: bool,
+) -> Result<Vec<(Attestation, Vec<PublicKey>)>> {
     let published = if cosigned {
         crate::client::published_checkpoint(log)?
     } else {
         None
     };
     let mut out = Vec::new();
-    for e in graph["entries"].as_array().into_iter().flatten() {
-        let index = e["log_index"]
-            .as_u64()
-            .ok_or_else(|| anyhow!("lineage entry without index"))?;
-        out.push(entry_attestation(log, index, published.as_deref())?);
+    for &index in indexes {
+        out.push(fetch_entry(log, index, published.as_deref())?);
     }
     Ok(out)
 }
@@ -230,9 +269,27 @@ fn from_log(log: &str, digest: &str, cosigned: bool) -> Result<Vec<Attestation>>
 /// answer (verified later against the policy's log key); against `published`, the log's
 /// cosigned checkpoint, when given and covering the entry.
 pub fn entry_attestation(log: &str, index: u64, published: Option<&[u8]>) -> Result<Attestation> {
+    Ok(fetch_entry(log, index, published)?.0)
+}
+
+/// [`entry_attestation`], with the public keys the log recorded for its signers.
+fn fetch_entry(
+    log: &str,
+    index: u64,
+    published: Option<&[u8]>,
+) -> Result<(Attestation, Vec<PublicKey>)> {
     let entry = crate::client::get_json(log, &format!("/api/v1/entries/{index}"))?;
     let envelope = Envelope::from_json(entry["envelope"].to_string().as_bytes())
         .with_context(|| format!("log entry {index} has an invalid envelope"))?;
+    let verifiers = entry["verifiers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|k| {
+            PublicKey::from_pem(k.as_str().unwrap_or_default())
+                .with_context(|| format!("log entry {index} has an invalid verifier key"))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let proof = &entry["inclusion_proof"];
     let receipt = LogReceipt {
         log_index: index,
@@ -262,11 +319,14 @@ pub fn entry_attestation(log: &str, index: u64, published: Option<&[u8]>) -> Res
         }
         _ => receipt,
     };
-    Ok(Attestation {
-        source: format!("log entry {index}"),
-        envelope,
-        receipt: Some(receipt),
-    })
+    Ok((
+        Attestation {
+            source: format!("log entry {index}"),
+            envelope,
+            receipt: Some(receipt),
+        },
+        verifiers,
+    ))
 }
 
 /// Most search pages read for one digest; past it the revocation check fails rather
@@ -326,13 +386,16 @@ fn revocations_from_log(
 /// Checks that every checkpoint the receipts used is consistent with the log's latest
 /// one: a log showing different histories to different readers is caught here. The
 /// latest is the log's own (`/api/v1/log`), which a cosigned `/checkpoint` may lag.
-fn check_consistency(log: &str, policy: &Policy, checkpoints: &[SignedCheckpoint]) -> Result<()> {
+pub(crate) fn check_consistency(
+    log: &str,
+    trusted: &LogVerifier,
+    checkpoints: &[SignedCheckpoint],
+) -> Result<()> {
     let info = crate::client::get_json(log, "/api/v1/log")?;
     let latest_note = info["checkpoint"]
         .as_str()
         .ok_or_else(|| anyhow!("log info has no checkpoint"))?;
-    let latest = policy
-        .log
+    let latest = trusted
         .verify(latest_note.as_bytes())
         .map_err(|e| anyhow!("inconsistent checkpoint: the log's latest checkpoint is not signed by the trusted key: {e}"))?;
     for cp in checkpoints {
@@ -425,7 +488,7 @@ fn verify(args: &VerifyArgs, out: &Output) -> Result<()> {
             .filter_map(|a| a.receipt.as_ref())
             .filter_map(|r| policy.log.verify(r.checkpoint.as_bytes()).ok())
             .collect();
-        check_consistency(log, &policy, &cps).context("lineage verification failed")?;
+        check_consistency(log, &policy.log, &cps).context("lineage verification failed")?;
     }
     let revocations_from = if args.log.is_some() { "log" } else { "bundles" };
     out.print(

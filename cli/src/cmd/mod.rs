@@ -2,6 +2,7 @@
 
 pub mod attest;
 pub mod impact;
+pub mod bom;
 pub mod key;
 pub mod lineage;
 pub mod monitor;

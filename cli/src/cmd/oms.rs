@@ -146,7 +146,7 @@ fn method_json(method: Method) -> Value {
 }
 
 /// Reads a log verifier key given inline or as a file.
-fn read_log_key(arg: &str) -> Result<LogVerifier> {
+pub(crate) fn read_log_key(arg: &str) -> Result<LogVerifier> {
     let path = Path::new(arg);
     let text = if path.is_file() {
         std::fs::read_to_string(path).with_context(|| format!("couldn't read {arg}"))?
