@@ -22,6 +22,7 @@ pub mod monitor;
 pub mod oms;
 pub mod policy;
 pub mod receipt;
+pub mod scan;
 pub mod slsa;
 pub mod statement;
 pub mod subtree;
