@@ -44,6 +44,8 @@ struct RawPolicy {
     witnesses: Vec<String>,
     #[serde(default)]
     step: Vec<RawStep>,
+    #[serde(default)]
+    require_scan: bool,
 }
 
 #[derive(Deserialize)]
@@ -84,6 +86,9 @@ pub struct Policy {
     /// The witnesses trusted and how many of them must cosign each receipt's
     /// checkpoint (`min_witnesses`; 0 asks for none).
     pub witnesses: WitnessPolicy,
+    /// The artifact's local files must pass a model scan (`spec/scan.md`) before its
+    /// lineage counts as verified.
+    pub require_scan: bool,
 }
 
 impl Policy {
@@ -154,6 +159,7 @@ impl Policy {
             log,
             steps,
             witnesses,
+            require_scan: raw.require_scan,
         })
     }
 }
@@ -191,6 +197,9 @@ mod tests {
         assert_eq!(p.steps[0].build_type, "https://pedigree.dev/ml/dataset/v1");
         assert_eq!(p.steps[1].build_type, "https://example.com/distill/v1");
         assert!(!p.steps[1].required);
+        assert!(!p.require_scan);
+        let p = Policy::from_toml(&format!("require_scan = true\n{text}"), resolve).unwrap();
+        assert!(p.require_scan);
     }
 
     fn witness_vkey(seed: u8) -> String {

@@ -157,6 +157,32 @@ pub fn scan(name: &str, bytes: &[u8], limits: &Limits) -> Report {
     }
 }
 
+/// Scans a safetensors file of `file_len` bytes from its first bytes `head`, which
+/// must hold the 8-byte length and the header it declares (at most
+/// [`Limits::max_safetensors_header_bytes`]); the tensor data is not needed.
+pub fn scan_safetensors_header(head: &[u8], file_len: u64, limits: &Limits) -> Report {
+    let findings =
+        match safetensors::check_header(head, file_len, limits.max_safetensors_header_bytes) {
+            Ok(_) => Vec::new(),
+            Err(e) => vec![Finding {
+                severity: Severity::Error,
+                member: String::new(),
+                offset: None,
+                message: format!("safetensors: {e}"),
+            }],
+        };
+    Report {
+        format: "safetensors",
+        status: if findings.is_empty() {
+            Status::Safe
+        } else {
+            Status::Unscannable
+        },
+        findings,
+        findings_dropped: 0,
+    }
+}
+
 /// File name endings that mean "a pickle": read as one even without magic bytes.
 const PICKLE_EXTENSIONS: &[&str] = &[
     ".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".joblib", ".bin", ".dat", ".p", ".sav",

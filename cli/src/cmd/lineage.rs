@@ -15,6 +15,7 @@ use pedigree_core::lineage::{verify_chain, Attestation};
 use pedigree_core::merkle;
 use pedigree_core::policy::Policy;
 use pedigree_core::receipt::LogReceipt;
+use pedigree_core::statement::Digest;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -59,6 +60,11 @@ pub struct VerifyArgs {
     /// policy's `min_witnesses` applies [default: every --witness key]
     #[arg(long, value_name = "K")]
     pub min_witnesses: Option<usize>,
+    /// The artifact's files (a file or model directory) to scan when the policy sets
+    /// `require_scan`; their digest must be the artifact's. Not needed when ARTIFACT is
+    /// itself a path
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
 }
 
 /// Runs a lineage command.
@@ -310,6 +316,29 @@ fn check_consistency(log: &str, policy: &Policy, checkpoints: &[SignedCheckpoint
     Ok(())
 }
 
+/// The files to scan when the policy sets `require_scan` (`spec/policy.md` section
+/// 3): `--model`, whose digest must be the artifact's, or the artifact when it was
+/// given as a path. A bare digest with nothing to scan fails closed.
+fn scan_path(args: &VerifyArgs, policy: &Policy, digest: &Digest) -> Result<Option<PathBuf>> {
+    if !policy.require_scan {
+        return Ok(None);
+    }
+    if let Some(model) = &args.model {
+        let local = crate::model::artifact_digest(model)?;
+        if &local != digest {
+            bail!(
+                "--model {} has digest {local}, the artifact is {digest}",
+                model.display()
+            );
+        }
+        return Ok(Some(model.clone()));
+    }
+    if args.artifact.parse::<Digest>().is_err() {
+        return Ok(Some(PathBuf::from(&args.artifact)));
+    }
+    bail!("the policy requires a model scan: give the artifact's files with --model PATH")
+}
+
 fn verify(args: &VerifyArgs, out: &Output) -> Result<()> {
     let mut policy = load_policy(&args.policy)?;
     if !args.witnesses.is_empty() || args.min_witnesses.is_some() {
@@ -317,6 +346,7 @@ fn verify(args: &VerifyArgs, out: &Output) -> Result<()> {
             witness_policy(&args.witnesses, args.min_witnesses, Some(&policy.witnesses))?;
     }
     let (_, digest) = resolve_artifact(&args.artifact)?;
+    let scan_path = scan_path(args, &policy, &digest)?;
     let cosigned = policy.witnesses.min() > 0;
     let attestations = match (&args.log, &args.bundles) {
         (Some(log), _) => from_log(log, &digest.to_string(), cosigned)?,
@@ -334,8 +364,18 @@ fn verify(args: &VerifyArgs, out: &Output) -> Result<()> {
             .collect();
         check_consistency(log, &policy, &cps).context("lineage verification failed")?;
     }
+    let scan = match &scan_path {
+        Some(path) => {
+            let scan = crate::cmd::scan::scan_model(path, false, false)
+                .context("lineage verification failed: the policy requires a scan")?;
+            scan.require_pass(false)
+                .context("lineage verification failed: model scan failed")?;
+            Some(scan.counts)
+        }
+        None => None,
+    };
     out.print(
-        &serde_json::json!({"verified": true, "artifact": digest.to_string(), "chain": links}),
+        &serde_json::json!({"verified": true, "artifact": digest.to_string(), "chain": links, "scan": scan}),
         || {
             let mut text = format!("verified lineage of {digest}\n");
             for l in &links {

@@ -6,4 +6,5 @@ pub mod lineage;
 pub mod monitor;
 pub mod oms;
 pub mod proof;
+pub mod scan;
 pub mod witness;

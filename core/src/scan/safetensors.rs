@@ -54,13 +54,29 @@ fn dtype_size(dtype: &str) -> Option<u64> {
     })
 }
 
-/// Checks a whole safetensors file.
+/// Checks a whole safetensors file; returns how many tensors it holds.
 ///
 /// # Errors
 ///
 /// A [`SafetensorsError`] naming the first problem.
 pub fn check(bytes: &[u8], max_header_bytes: u64) -> Result<usize, SafetensorsError> {
-    let file = bytes.len() as u64;
+    check_header(bytes, bytes.len() as u64, max_header_bytes)
+}
+
+/// Checks a safetensors file of `file_len` bytes from its start `head`, which holds
+/// the length prefix and the whole header (more is ignored): the data itself is
+/// never read, so a caller can check a large file by reading only its header.
+///
+/// # Errors
+///
+/// A [`SafetensorsError`] naming the first problem; `HeaderPastEnd` when `head` is
+/// shorter than the header it declares.
+pub fn check_header(
+    bytes: &[u8],
+    file_len: u64,
+    max_header_bytes: u64,
+) -> Result<usize, SafetensorsError> {
+    let file = file_len;
     let prefix: [u8; 8] = bytes
         .get(..8)
         .and_then(|b| b.try_into().ok())
@@ -72,10 +88,11 @@ pub fn check(bytes: &[u8], max_header_bytes: u64) -> Result<usize, SafetensorsEr
             limit: max_header_bytes,
         });
     }
-    if declared > file - 8 {
-        return Err(SafetensorsError::HeaderPastEnd { declared, file });
-    }
-    let header = &bytes[8..8 + declared as usize];
+    let header = usize::try_from(declared)
+        .ok()
+        .and_then(|n| bytes.get(8..8 + n))
+        .filter(|_| declared <= file - 8)
+        .ok_or(SafetensorsError::HeaderPastEnd { declared, file })?;
     if header.first() != Some(&b'{') {
         return Err(SafetensorsError::Header("does not start with {".into()));
     }
