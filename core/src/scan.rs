@@ -233,10 +233,11 @@ fn detect(name: &str, b: &[u8]) -> Kind {
         Kind::Npy
     } else if starts(b"GGUF") {
         Kind::Gguf
+    } else if name.ends_with(".safetensors") || plausible_safetensors(b) {
+        // Before the pickle magic: a header length can begin with 0x80 0x02.
+        Kind::Safetensors
     } else if b.len() >= 2 && b[0] == 0x80 && (2..=5).contains(&b[1]) {
         Kind::Pickle
-    } else if name.ends_with(".safetensors") || plausible_safetensors(b) {
-        Kind::Safetensors
     } else {
         let lower = name.to_ascii_lowercase();
         if PICKLE_EXTENSIONS.iter().any(|e| lower.ends_with(e)) {
@@ -245,6 +246,15 @@ fn detect(name: &str, b: &[u8]) -> Kind {
             Kind::Other
         }
     }
+}
+
+/// Whether Python's unpickler, given these bytes, would reference a global and then
+/// call something or finish: then the bytes are a pickle whatever else they are
+/// (`spec/scan.md` section 2). A global that is only imported before the stream
+/// breaks does not count, so text such as `cat\ndog\n` stays text.
+fn runs_as_pickle(bytes: &[u8]) -> bool {
+    let probe = pickle::analyse(bytes, pickle::Options::default());
+    probe.globals > 0 && (probe.calls > 0 || probe.stopped)
 }
 
 /// A little-endian header length that fits the file, then `{`.
@@ -301,7 +311,19 @@ impl Scanner<'_> {
         bytes: &[u8],
         depth: usize,
     ) -> &'static str {
-        match detect(name, bytes) {
+        let kind = detect(name, bytes);
+        if !matches!(kind, Kind::Pickle | Kind::Other) && runs_as_pickle(bytes) {
+            // `torch.load` and `pickle.load` read any file as a pickle, whatever its
+            // magic says: a file that is also a working pickle is judged as one too.
+            self.report(
+                Severity::High,
+                member,
+                None,
+                "file is also a pickle stream that calls globals (a polyglot)".into(),
+            );
+            self.pickle(member, bytes, 0, pickle::Options::default());
+        }
+        match kind {
             Kind::Zip => {
                 if depth >= self.limits.max_depth {
                     self.report(
@@ -371,8 +393,7 @@ impl Scanner<'_> {
             joblib: false,
             whole: true,
         };
-        let probe = pickle::analyse(&bytes[..bytes.len().min(1 << 20)], opts);
-        if probe.globals > 0 && (probe.calls > 0 || probe.stopped) {
+        if runs_as_pickle(bytes) {
             self.pickle(member, bytes, 0, opts);
             return "pickle";
         }

@@ -650,3 +650,19 @@ fn text_and_unknown_files() {
         "Lambda",
     );
 }
+
+#[test]
+fn polyglots_are_judged_as_the_pickles_they_also_are() {
+    // GGUF magic whose bytes Python reads as BINFLOAT, POP, then a call of os.system.
+    let gguf = cat(&[
+        b"GGUF\x03\0\0\0\0",
+        b"0",
+        b"cos\nsystem\n(S'id'\ntR.",
+        &[0; 16],
+    ]);
+    check("model.gguf", &gguf, Status::Unsafe, "polyglot");
+    check("model.gguf", &gguf, Status::Unsafe, "os.system");
+    // Zip magic read as a persistent id line, then the same call.
+    let zip = cat(&[b"PK\x03\x04\n0", b"cos\nsystem\n(S'id'\ntR."]);
+    check("model.pt", &zip, Status::Unsafe, "os.system");
+}
