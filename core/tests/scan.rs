@@ -187,6 +187,21 @@ fn every_call_opcode_reports_its_global() {
         Status::Unsafe,
         "BUILD sets __setstate__",
     );
+    // BUILD on a global changes it for the whole process.
+    let patch = cat(&[
+        &proto(2),
+        &global("collections", "OrderedDict"),
+        b"N}",
+        &bu("__init__"),
+        &global("collections", "Counter"),
+        b"s\x86b.",
+    ]);
+    check(
+        "patch.pkl",
+        &patch,
+        Status::Unsafe,
+        "sets attributes of the global collections.OrderedDict",
+    );
     // A callable that is not a global cannot be checked.
     let indirect = cat(&[&proto(2), &bu("x"), &bu("id"), TUPLE1, REDUCE, STOP]);
     check("indirect.pkl", &indirect, Status::Unsafe, "not a global");

@@ -66,7 +66,14 @@ impl ModelScan {
     /// When a file is unsafe, unscannable, or unknown without `allow_unknown`.
     pub fn require_pass(&self, allow_unknown: bool) -> Result<()> {
         let failed: Vec<&FileReport> = self.failures(allow_unknown).collect();
-        let Some(first) = failed.first() else {
+        // Name the worst file: unsafe before unscannable before unknown.
+        let rank = |s: Status| match s {
+            Status::Unsafe => 3,
+            Status::Unscannable => 2,
+            Status::Unknown => 1,
+            Status::Safe => 0,
+        };
+        let Some(first) = failed.iter().rev().max_by_key(|f| rank(f.report.status)) else {
             return Ok(());
         };
         let status = serde_json::to_value(first.report.status).unwrap_or_default();

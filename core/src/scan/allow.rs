@@ -25,7 +25,9 @@ pub enum Verdict {
 /// Modules that only load with Python 2 names; `pickle` maps them (`fix_imports`).
 fn python3_module(module: &str) -> &str {
     match module {
-        "__builtin__" => "builtins",
+        "__builtin__" | "exceptions" => "builtins",
+        "cPickle" => "pickle",
+        "commands" => "subprocess",
         "copy_reg" => "copyreg",
         _ => module,
     }

@@ -863,6 +863,10 @@ impl Machine<'_> {
             _ => None,
         };
         let top = self.stack.last_mut().expect("checked by top()");
+        let on_global = match top {
+            V::Global(g) => Some(format!("{}.{}", g.0, g.1)),
+            _ => None,
+        };
         let wrapper = if let V::Obj(obj) = top {
             Rc::make_mut(obj).state = Some(state);
             let c = &obj.class;
@@ -870,6 +874,13 @@ impl Machine<'_> {
         } else {
             false
         };
+        if let Some(global) = on_global {
+            // setattr on a class or function changes it for the whole process.
+            self.finding(
+                Severity::High,
+                format!("BUILD sets attributes of the global {global} itself"),
+            );
+        }
         let hooks = ["__setstate__", "__reduce__", "__reduce_ex__", "__getattr__"];
         if let Some(d) = dict_state {
             if let Some(hook) = hooks.iter().find(|h| dict_get(&d, h).is_some()) {
