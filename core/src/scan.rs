@@ -142,7 +142,7 @@ pub fn scan(name: &str, bytes: &[u8], limits: &Limits) -> Report {
         total_uncompressed: 0,
     };
     let format = s.member("", name, bytes, 0);
-    s.findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    s.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let status = match s.findings.first().map(|f| f.severity) {
         None => Status::Safe,
         Some(Severity::Warning) => Status::Unknown,

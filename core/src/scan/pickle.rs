@@ -827,7 +827,7 @@ impl Machine<'_> {
     }
 
     fn pairs(&self, items: Vec<V>) -> Result<Vec<(V, V)>, PickleError> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(self.bad("odd number of dict items"));
         }
         let mut it = items.into_iter();
