@@ -91,7 +91,7 @@ pub fn check_header(
     let header = usize::try_from(declared)
         .ok()
         .and_then(|n| bytes.get(8..8 + n))
-        .filter(|_| declared <= file - 8)
+        .filter(|_| declared <= file.saturating_sub(8))
         .ok_or(SafetensorsError::HeaderPastEnd { declared, file })?;
     if header.first() != Some(&b'{') {
         return Err(SafetensorsError::Header("does not start with {".into()));
