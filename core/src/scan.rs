@@ -25,6 +25,8 @@ use serde::Serialize;
 pub struct Limits {
     /// Largest pickle stream analysed.
     pub max_pickle_bytes: u64,
+    /// Most values a pickle holds at once on its stack and in its memo.
+    pub max_pickle_values: usize,
     /// Largest archive member decompressed into memory to be scanned.
     pub max_member_bytes: u64,
     /// Largest sum of the uncompressed sizes of all archive members, nested ones
@@ -48,6 +50,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_pickle_bytes: 1 << 30,
+            max_pickle_values: 8 << 20,
             max_member_bytes: 1 << 30,
             max_total_uncompressed_bytes: 64 << 30,
             max_compression_ratio: 100,
@@ -252,8 +255,12 @@ fn detect(name: &str, b: &[u8]) -> Kind {
 /// call something or finish: then the bytes are a pickle whatever else they are
 /// (`spec/scan.md` section 2). A global that is only imported before the stream
 /// breaks does not count, so text such as `cat\ndog\n` stays text.
-fn runs_as_pickle(bytes: &[u8]) -> bool {
-    let probe = pickle::analyse(bytes, pickle::Options::default());
+fn runs_as_pickle(bytes: &[u8], limits: &Limits) -> bool {
+    let opts = pickle::Options {
+        max_values: limits.max_pickle_values,
+        ..pickle::Options::default()
+    };
+    let probe = pickle::analyse(bytes, opts);
     probe.globals > 0 && (probe.calls > 0 || probe.stopped)
 }
 
@@ -312,7 +319,7 @@ impl Scanner<'_> {
         depth: usize,
     ) -> &'static str {
         let kind = detect(name, bytes);
-        if !matches!(kind, Kind::Pickle | Kind::Other) && runs_as_pickle(bytes) {
+        if !matches!(kind, Kind::Pickle | Kind::Other) && runs_as_pickle(bytes, self.limits) {
             // `torch.load` and `pickle.load` read any file as a pickle, whatever its
             // magic says: a file that is also a working pickle is judged as one too.
             self.report(
@@ -377,6 +384,7 @@ impl Scanner<'_> {
                         torch: false,
                         joblib: true,
                         whole: true,
+                        ..pickle::Options::default()
                     },
                 );
                 "pickle"
@@ -392,8 +400,9 @@ impl Scanner<'_> {
             torch: false,
             joblib: false,
             whole: true,
+            ..pickle::Options::default()
         };
-        if runs_as_pickle(bytes) {
+        if runs_as_pickle(bytes, self.limits) {
             self.pickle(member, bytes, 0, opts);
             return "pickle";
         }
@@ -432,6 +441,10 @@ impl Scanner<'_> {
             );
             return pickle::Outcome::default();
         }
+        let opts = pickle::Options {
+            max_values: self.limits.max_pickle_values,
+            ..opts
+        };
         let mut outcome = pickle::analyse(stream, opts);
         for f in std::mem::take(&mut outcome.findings) {
             self.report(
@@ -464,6 +477,7 @@ impl Scanner<'_> {
                         torch: false,
                         joblib: false,
                         whole: true,
+                        ..pickle::Options::default()
                     },
                 );
             }

@@ -681,3 +681,25 @@ fn polyglots_are_judged_as_the_pickles_they_also_are() {
     let zip = cat(&[b"PK\x03\x04\n0", b"cos\nsystem\n(S'id'\ntR."]);
     check("model.pt", &zip, Status::Unsafe, "os.system");
 }
+
+#[test]
+fn values_on_the_stack_and_in_the_memo_are_bounded() {
+    let limits = Limits {
+        max_pickle_values: 100,
+        ..Limits::default()
+    };
+    let mut many = proto(2);
+    many.extend([b'('; 1]);
+    many.extend([b'N'; 150]);
+    many.extend(b"l.");
+    let report = scan("m.pkl", &many, &limits);
+    assert_eq!(report.status, Status::Unscannable);
+    assert!(
+        report.findings[0].message.contains("more than 100 values"),
+        "{report:#?}"
+    );
+    assert_eq!(
+        scan("m.pkl", &many, &Limits::default()).status,
+        Status::Safe
+    );
+}

@@ -118,6 +118,8 @@ pub(crate) fn scan_zip(
         let mut problem = None;
         if !names.insert(name.clone()) {
             problem = Some("appears twice in the archive".to_owned());
+        } else if f.is_dir() && f.size() > 0 {
+            problem = Some("is a directory with content".to_owned());
         } else if f.encrypted() {
             problem = Some("is encrypted".to_owned());
         } else if !matches!(
@@ -273,6 +275,7 @@ pub(crate) fn scan_zip(
                     torch: true,
                     joblib: false,
                     whole: true,
+                    ..pickle::Options::default()
                 },
             );
             storage_keys = outcome.storage_keys;

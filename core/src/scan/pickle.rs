@@ -74,6 +74,14 @@ pub enum PickleError {
         /// Marks left.
         marks: usize,
     },
+    /// More values on the stack and in the memo than the limit.
+    #[error("more than {limit} values on the stack and in the memo at offset {offset}")]
+    TooManyValues {
+        /// Where.
+        offset: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// Bytes after `STOP` where the stream should end.
     #[error("{len} bytes of trailing data after STOP at offset {offset}")]
     TrailingData {
@@ -85,7 +93,7 @@ pub enum PickleError {
 }
 
 /// How a stream is read.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Options {
     /// Persistent ids are PyTorch storages (the stream is a PyTorch archive's
     /// `data.pkl`); elsewhere a persistent id is a finding.
@@ -95,6 +103,22 @@ pub struct Options {
     pub joblib: bool,
     /// The stream must end exactly at `STOP`.
     pub whole: bool,
+    /// Most values held at once on the stack and in the memo: a bound on memory,
+    /// since every opcode of one byte (`N`, `)`, ...) can add one.
+    pub max_values: usize,
+}
+
+impl Default for Options {
+    /// A stream read on its own terms: no PyTorch or joblib rules, trailing data
+    /// allowed, and [`super::Limits`]'s default bound on values.
+    fn default() -> Self {
+        Options {
+            torch: false,
+            joblib: false,
+            whole: false,
+            max_values: super::Limits::default().max_pickle_values,
+        }
+    }
 }
 
 /// One finding inside a stream.
@@ -336,6 +360,16 @@ impl Machine<'_> {
         self.stack.push(v);
     }
 
+    fn check_values(&self) -> Result<(), PickleError> {
+        if self.stack.len() + self.memo.len() > self.opts.max_values {
+            return Err(PickleError::TooManyValues {
+                offset: self.at,
+                limit: self.opts.max_values,
+            });
+        }
+        Ok(())
+    }
+
     fn pop(&mut self) -> Result<V, PickleError> {
         match self.stack.pop() {
             Some(V::Mark) | None => Err(self.underflow()),
@@ -522,6 +556,7 @@ impl Machine<'_> {
                 return Ok(());
             }
             self.step(opcode)?;
+            self.check_values()?;
         }
     }
 
@@ -977,6 +1012,7 @@ impl Machine<'_> {
                     torch: false,
                     joblib: false,
                     whole: false,
+                    max_values: self.opts.max_values,
                 },
             );
             let base = self.pos;
@@ -1049,6 +1085,10 @@ pub fn shift(e: PickleError, base: usize) -> PickleError {
             offset: offset + base,
             len,
         },
+        E::TooManyValues { offset, limit } => E::TooManyValues {
+            offset: offset + base,
+            limit,
+        },
     }
 }
 
@@ -1062,7 +1102,8 @@ impl PickleError {
             | PickleError::BadArgument { offset, .. }
             | PickleError::MemoMissing { offset, .. }
             | PickleError::BadStop { offset, .. }
-            | PickleError::TrailingData { offset, .. } => *offset,
+            | PickleError::TrailingData { offset, .. }
+            | PickleError::TooManyValues { offset, .. } => *offset,
         }
     }
 }
