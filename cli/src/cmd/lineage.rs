@@ -374,21 +374,23 @@ fn verify(args: &VerifyArgs, out: &Output) -> Result<()> {
         }
         None => None,
     };
-    out.print(
-        &serde_json::json!({"verified": true, "artifact": digest.to_string(), "chain": links, "scan": scan}),
-        || {
-            let mut text = format!("verified lineage of {digest}\n");
-            for l in &links {
-                text.push_str(&format!(
-                    "  {:<9} log index {:<6} {} <- [{}]\n",
-                    l.step,
-                    l.log_index,
-                    l.subjects.join(", "),
-                    l.materials.join(", ")
-                ));
-            }
-            text.trim_end().to_string()
-        },
-    );
+    let mut result =
+        serde_json::json!({"verified": true, "artifact": digest.to_string(), "chain": links});
+    if let Some(counts) = scan {
+        result["scan"] = counts;
+    }
+    out.print(&result, || {
+        let mut text = format!("verified lineage of {digest}\n");
+        for l in &links {
+            text.push_str(&format!(
+                "  {:<9} log index {:<6} {} <- [{}]\n",
+                l.step,
+                l.log_index,
+                l.subjects.join(", "),
+                l.materials.join(", ")
+            ));
+        }
+        text.trim_end().to_string()
+    });
     Ok(())
 }
