@@ -1,4 +1,4 @@
-//! Static analysis of pickle streams, protocols 0 to 5 (`spec/scan.md` section 3).
+//! Static analysis of pickle streams, protocols 0 to 5 (`spec/scan.md` section 4).
 //!
 //! The stream is interpreted symbolically, opcode by opcode, the way `pickle`'s
 //! unpickler would run it but without importing or calling anything: a stack of
@@ -16,81 +16,15 @@
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
-use thiserror::Error;
-
 use super::allow::{self, Verdict};
 use super::Severity;
 
-/// Why a pickle stream could not be followed to its end.
-#[derive(Clone, Debug, Error, PartialEq, Eq)]
-pub enum PickleError {
-    /// The stream ends inside an opcode or before `STOP`.
-    #[error("stream is truncated at offset {offset}")]
-    Truncated {
-        /// Where the missing bytes were expected.
-        offset: usize,
-    },
-    /// A byte that is no pickle opcode.
-    #[error("unknown opcode 0x{byte:02x} at offset {offset}")]
-    UnknownOpcode {
-        /// Where.
-        offset: usize,
-        /// The byte.
-        byte: u8,
-    },
-    /// An opcode found too few values or no mark on the stack.
-    #[error("stack underflow at opcode 0x{opcode:02x} at offset {offset}")]
-    Underflow {
-        /// Where.
-        offset: usize,
-        /// The opcode.
-        opcode: u8,
-    },
-    /// An opcode's argument is malformed.
-    #[error("bad argument of opcode 0x{opcode:02x} at offset {offset}: {reason}")]
-    BadArgument {
-        /// Where.
-        offset: usize,
-        /// The opcode.
-        opcode: u8,
-        /// What is wrong.
-        reason: &'static str,
-    },
-    /// A memo read of a key never written.
-    #[error("memo key {key} read at offset {offset} was never written")]
-    MemoMissing {
-        /// Where.
-        offset: usize,
-        /// The key.
-        key: u64,
-    },
-    /// `STOP` found a stack that is not exactly one value.
-    #[error("STOP at offset {offset} leaves {values} values and {marks} marks on the stack")]
-    BadStop {
-        /// Where.
-        offset: usize,
-        /// Values left.
-        values: usize,
-        /// Marks left.
-        marks: usize,
-    },
-    /// More values on the stack and in the memo than the limit.
-    #[error("more than {limit} values on the stack and in the memo at offset {offset}")]
-    TooManyValues {
-        /// Where.
-        offset: usize,
-        /// The limit.
-        limit: usize,
-    },
-    /// Bytes after `STOP` where the stream should end.
-    #[error("{len} bytes of trailing data after STOP at offset {offset}")]
-    TrailingData {
-        /// Offset of the first trailing byte.
-        offset: usize,
-        /// How many.
-        len: usize,
-    },
-}
+mod error;
+mod joblib;
+mod opcodes;
+
+pub use error::{shift, PickleError};
+use opcodes as op;
 
 /// How a stream is read.
 #[derive(Clone, Copy, Debug)]
@@ -192,77 +126,6 @@ fn dict_get<'a>(d: &'a [(V, V)], key: &str) -> Option<&'a V> {
         .rev()
         .find(|(k, _)| k.str() == Some(key))
         .map(|(_, v)| v)
-}
-
-mod op {
-    pub const MARK: u8 = b'(';
-    pub const STOP: u8 = b'.';
-    pub const POP: u8 = b'0';
-    pub const POP_MARK: u8 = b'1';
-    pub const DUP: u8 = b'2';
-    pub const FLOAT: u8 = b'F';
-    pub const INT: u8 = b'I';
-    pub const BININT: u8 = b'J';
-    pub const BININT1: u8 = b'K';
-    pub const LONG: u8 = b'L';
-    pub const BININT2: u8 = b'M';
-    pub const NONE: u8 = b'N';
-    pub const PERSID: u8 = b'P';
-    pub const BINPERSID: u8 = b'Q';
-    pub const REDUCE: u8 = b'R';
-    pub const STRING: u8 = b'S';
-    pub const BINSTRING: u8 = b'T';
-    pub const SHORT_BINSTRING: u8 = b'U';
-    pub const UNICODE: u8 = b'V';
-    pub const BINUNICODE: u8 = b'X';
-    pub const APPEND: u8 = b'a';
-    pub const BUILD: u8 = b'b';
-    pub const GLOBAL: u8 = b'c';
-    pub const DICT: u8 = b'd';
-    pub const EMPTY_DICT: u8 = b'}';
-    pub const APPENDS: u8 = b'e';
-    pub const GET: u8 = b'g';
-    pub const BINGET: u8 = b'h';
-    pub const INST: u8 = b'i';
-    pub const LONG_BINGET: u8 = b'j';
-    pub const LIST: u8 = b'l';
-    pub const EMPTY_LIST: u8 = b']';
-    pub const OBJ: u8 = b'o';
-    pub const PUT: u8 = b'p';
-    pub const BINPUT: u8 = b'q';
-    pub const LONG_BINPUT: u8 = b'r';
-    pub const SETITEM: u8 = b's';
-    pub const TUPLE: u8 = b't';
-    pub const EMPTY_TUPLE: u8 = b')';
-    pub const SETITEMS: u8 = b'u';
-    pub const BINFLOAT: u8 = b'G';
-    pub const PROTO: u8 = 0x80;
-    pub const NEWOBJ: u8 = 0x81;
-    pub const EXT1: u8 = 0x82;
-    pub const EXT2: u8 = 0x83;
-    pub const EXT4: u8 = 0x84;
-    pub const TUPLE1: u8 = 0x85;
-    pub const TUPLE2: u8 = 0x86;
-    pub const TUPLE3: u8 = 0x87;
-    pub const NEWTRUE: u8 = 0x88;
-    pub const NEWFALSE: u8 = 0x89;
-    pub const LONG1: u8 = 0x8a;
-    pub const LONG4: u8 = 0x8b;
-    pub const BINBYTES: u8 = b'B';
-    pub const SHORT_BINBYTES: u8 = b'C';
-    pub const SHORT_BINUNICODE: u8 = 0x8c;
-    pub const BINUNICODE8: u8 = 0x8d;
-    pub const BINBYTES8: u8 = 0x8e;
-    pub const EMPTY_SET: u8 = 0x8f;
-    pub const ADDITEMS: u8 = 0x90;
-    pub const FROZENSET: u8 = 0x91;
-    pub const NEWOBJ_EX: u8 = 0x92;
-    pub const STACK_GLOBAL: u8 = 0x93;
-    pub const MEMOIZE: u8 = 0x94;
-    pub const FRAME: u8 = 0x95;
-    pub const BYTEARRAY8: u8 = 0x96;
-    pub const NEXT_BUFFER: u8 = 0x97;
-    pub const READONLY_BUFFER: u8 = 0x98;
 }
 
 struct Machine<'a> {
@@ -961,149 +824,6 @@ impl Machine<'_> {
                  ('storage', StorageType, key, location, numel)"
                     .into(),
             ),
-        }
-    }
-
-    /// joblib's `NumpyArrayWrapper.read`: after the wrapper's `BUILD`, the array's
-    /// bytes follow in the file, outside any frame: for object arrays a whole nested
-    /// pickle, otherwise an optional padding (a length byte, then that many bytes)
-    /// and the raw elements.
-    fn joblib_array(&mut self, wrapper: &V) -> Result<(), PickleError> {
-        if self.frame_end > self.pos {
-            return Err(self.bad("joblib array data inside a frame"));
-        }
-        let state = match wrapper {
-            V::Obj(o) => o.state.clone(),
-            _ => None,
-        };
-        let Some(V::Dict(d)) = state else {
-            return Err(self.bad("NumpyArrayWrapper state is not a dict"));
-        };
-        let code = match dict_get(&d, "dtype") {
-            Some(V::Obj(o)) if o.class.1 == "dtype" => o
-                .args
-                .as_ref()
-                .and_then(|a| a.first())
-                .and_then(V::str)
-                .map(str::to_owned),
-            _ => None,
-        }
-        .ok_or_else(|| self.bad("NumpyArrayWrapper has no dtype"))?;
-        let mut count: u64 = 1;
-        match dict_get(&d, "shape") {
-            Some(V::Tuple(dims)) => {
-                for dim in dims.iter() {
-                    let V::Int(n) = dim else {
-                        return Err(self.bad("NumpyArrayWrapper shape is not integers"));
-                    };
-                    let n = u64::try_from(*n).map_err(|_| self.bad("negative dimension"))?;
-                    count = count
-                        .checked_mul(n)
-                        .ok_or_else(|| self.bad("array size overflows"))?;
-                }
-            }
-            _ => return Err(self.bad("NumpyArrayWrapper has no shape")),
-        }
-        let kind = code.trim_start_matches(['<', '>', '|', '=']);
-        if kind.starts_with('O') {
-            let nested = analyse(
-                &self.data[self.pos..],
-                Options {
-                    torch: false,
-                    joblib: false,
-                    whole: false,
-                    max_values: self.opts.max_values,
-                },
-            );
-            let base = self.pos;
-            self.out.globals += nested.globals;
-            self.out.calls += nested.calls;
-            self.out
-                .findings
-                .extend(nested.findings.into_iter().map(|f| RawFinding {
-                    offset: f.offset + base,
-                    ..f
-                }));
-            self.pos = base + nested.end;
-            return match nested.error {
-                None => Ok(()),
-                Some(e) => Err(shift(e, base)),
-            };
-        }
-        let itemsize = super::numpy::itemsize(kind)
-            .ok_or_else(|| self.bad("unsupported dtype in a joblib array"))?;
-        if matches!(dict_get(&d, "numpy_array_alignment_bytes"), Some(V::Int(_))) {
-            let padding = self.le(1)?;
-            self.take(padding)?;
-        }
-        let bytes = count
-            .checked_mul(itemsize)
-            .ok_or_else(|| self.bad("array size overflows"))?;
-        self.take(bytes)?;
-        Ok(())
-    }
-}
-
-/// Moves an error's offsets by `base` (a nested stream's position in its file).
-pub fn shift(e: PickleError, base: usize) -> PickleError {
-    use PickleError as E;
-    match e {
-        E::Truncated { offset } => E::Truncated {
-            offset: offset + base,
-        },
-        E::UnknownOpcode { offset, byte } => E::UnknownOpcode {
-            offset: offset + base,
-            byte,
-        },
-        E::Underflow { offset, opcode } => E::Underflow {
-            offset: offset + base,
-            opcode,
-        },
-        E::BadArgument {
-            offset,
-            opcode,
-            reason,
-        } => E::BadArgument {
-            offset: offset + base,
-            opcode,
-            reason,
-        },
-        E::MemoMissing { offset, key } => E::MemoMissing {
-            offset: offset + base,
-            key,
-        },
-        E::BadStop {
-            offset,
-            values,
-            marks,
-        } => E::BadStop {
-            offset: offset + base,
-            values,
-            marks,
-        },
-        E::TrailingData { offset, len } => E::TrailingData {
-            offset: offset + base,
-            len,
-        },
-        E::TooManyValues { offset, limit } => E::TooManyValues {
-            offset: offset + base,
-            limit,
-        },
-    }
-}
-
-impl PickleError {
-    /// Where in the stream the problem is.
-    pub fn offset(&self) -> usize {
-        match self {
-            PickleError::Truncated { offset }
-            | PickleError::UnknownOpcode { offset, .. }
-            | PickleError::Underflow { offset, .. }
-            | PickleError::BadArgument { offset, .. }
-            | PickleError::MemoMissing { offset, .. }
-            | PickleError::BadStop { offset, .. }
-            | PickleError::TrailingData { offset, .. }
-            | PickleError::TooManyValues { offset, .. } => *offset,
         }
     }
 }
