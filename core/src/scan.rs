@@ -19,7 +19,7 @@ pub mod safetensors;
 
 use serde::Serialize;
 
-/// The bounds a scan keeps to (`spec/scan.md` section 6). Past any of them a file
+/// The bounds a scan keeps to (`spec/scan.md` section 7). Past any of them a file
 /// is `unscannable`.
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -188,7 +188,7 @@ pub fn scan_safetensors_header(head: &[u8], file_len: u64, limits: &Limits) -> R
 
 /// File name endings that mean "a pickle": read as one even without magic bytes.
 const PICKLE_EXTENSIONS: &[&str] = &[
-    ".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".joblib", ".bin", ".dat", ".p", ".sav",
+    ".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".joblib", ".bin", ".p", ".sav",
 ];
 
 /// What magic bytes say a file is.
@@ -253,7 +253,7 @@ fn detect(name: &str, b: &[u8]) -> Kind {
 
 /// Whether Python's unpickler, given these bytes, would reference a global and then
 /// call something or finish: then the bytes are a pickle whatever else they are
-/// (`spec/scan.md` section 2). A global that is only imported before the stream
+/// (`spec/scan.md` section 3). A global that is only imported before the stream
 /// breaks does not count, so text such as `cat\ndog\n` stays text.
 fn runs_as_pickle(bytes: &[u8], limits: &Limits) -> bool {
     let opts = pickle::Options {
@@ -394,7 +394,7 @@ impl Scanner<'_> {
     }
 
     /// A file no magic identifies: still a pickle if, read as one, it reaches a call
-    /// of a global or a `STOP` after one (`spec/scan.md` section 2).
+    /// of a global or a `STOP` after one (`spec/scan.md` section 3).
     fn other(&mut self, member: &str, bytes: &[u8]) -> &'static str {
         let opts = pickle::Options {
             torch: false,

@@ -1,4 +1,4 @@
-//! Which pickle globals a scan lets through (`spec/scan.md` section 4).
+//! Which pickle globals a scan lets through (`spec/scan.md` section 6).
 //!
 //! Two lists with different jobs. The allow-list is the gate: a global passes only when
 //! it is on it, because anything a pickle imports may be called with arguments the
