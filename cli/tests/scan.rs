@@ -1,7 +1,8 @@
 //! `pedigree scan` and `pedigree verify --scan` on files written to a temporary
 //! directory: real CPython pickles (protocols 0 to 5, standard library only), a
-//! PyTorch-like archive written by Python's pickler and zipfile, and hand-made
-//! containers; exit codes and `--json` output.
+//! PyTorch-like archive written by Python's pickler and zipfile, joblib files written
+//! the way joblib's pickler writes them, and hand-made containers; exit codes and
+//! `--json` output.
 
 mod common;
 
@@ -13,7 +14,7 @@ use serde_json::Value;
 
 /// Writes the corpus with python3: `clean/` must pass, every file of `dirty/` fail.
 const CORPUS: &str = r#"
-import collections, io, os, pickle, subprocess, sys, types, zipfile
+import collections, io, os, pickle, struct, subprocess, sys, types, zipfile
 root = sys.argv[1]
 clean = os.path.join(root, "clean"); dirty = os.path.join(root, "dirty")
 os.makedirs(clean); os.makedirs(dirty)
@@ -74,6 +75,51 @@ inner = io.BytesIO()
 with zipfile.ZipFile(inner, "w") as z: z.writestr("payload.pkl", pickle.dumps(Evil(os.system, "id"), protocol=2))
 with zipfile.ZipFile(os.path.join(dirty, "nested.zip"), "w") as z: z.writestr("inner.zip", inner.getvalue())
 with zipfile.ZipFile(os.path.join(dirty, "bomb.zip"), "w", zipfile.ZIP_DEFLATED) as z: z.writestr("zeros", bytes(32 << 20))
+
+# joblib files as joblib's NumpyPickler writes them, with stand-ins for numpy and joblib.
+np = types.ModuleType("numpy"); sys.modules["numpy"] = np
+jl = types.ModuleType("joblib"); jnp = types.ModuleType("joblib.numpy_pickle")
+sys.modules["joblib"] = jl; sys.modules["joblib.numpy_pickle"] = jnp; jl.numpy_pickle = jnp
+class ndarray: pass
+ndarray.__module__ = "numpy"; np.ndarray = ndarray
+class dtype:
+    def __init__(self, code, align=False, copy=True): self.code = code
+    def __reduce__(self): return (dtype, (self.code, False, True), (3, "<", None, None, None, -1, -1, 0))
+    def __setstate__(self, state): pass
+dtype.__module__ = "numpy"; np.dtype = dtype
+class NumpyArrayWrapper:
+    def __init__(self, subclass, shape, order, dtype, allow_mmap=False, numpy_array_alignment_bytes=16):
+        self.subclass, self.shape, self.order, self.dtype = subclass, shape, order, dtype
+        self.allow_mmap, self.numpy_array_alignment_bytes = allow_mmap, numpy_array_alignment_bytes
+NumpyArrayWrapper.__module__ = "joblib.numpy_pickle"; jnp.NumpyArrayWrapper = NumpyArrayWrapper
+class Array:
+    """A stand-in array: float64 data, or objects pickled whole."""
+    def __init__(self, values, objects=None): self.values, self.objects = values, objects
+class NumpyPickler(pickle._Pickler):
+    # As joblib's NumpyPickler.save: the wrapper, the frame committed, then the data.
+    def __init__(self, f, protocol): super().__init__(f, protocol=protocol); self.file_handle = f
+    def save(self, obj, save_persistent_id=True):
+        if isinstance(obj, Array):
+            code = "O8" if obj.objects is not None else "f8"
+            n = len(obj.objects) if obj.objects is not None else len(obj.values)
+            w = NumpyArrayWrapper(ndarray, (n,), "C", dtype(code), allow_mmap=obj.objects is None)
+            pickle._Pickler.save(self, w)
+            if self.proto >= 4: self.framer.commit_frame(force=True)
+            if obj.objects is not None:
+                pickle.dump(obj.objects, self.file_handle, protocol=2)
+            else:
+                pad = 16 - (self.file_handle.tell() + 1) % 16
+                self.file_handle.write(bytes([pad]) + b"\xff" * pad)
+                self.file_handle.write(struct.pack(f"<{n}d", *obj.values))
+            return
+        return pickle._Pickler.save(self, obj, save_persistent_id)
+def dump(path, obj, proto):
+    with open(path, "wb") as f: NumpyPickler(f, proto).dump(obj)
+dump(os.path.join(clean, "model.joblib"), {"coef": Array([1.0, 2.0, 3.0] * 50), "names": ["a", "b"], "objs": Array(None, ["x", 1])}, 4)
+dump(os.path.join(clean, "model_p2.joblib"), [Array([0.5] * 7)], 2)
+dump(os.path.join(dirty, "evil.joblib"), {"coef": Array([1.0]), "objs": Array(None, [Evil(os.system, "id")])}, 4)
+with open(os.path.join(clean, "model.joblib"), "rb") as f: joblib_bytes = f.read()
+with open(os.path.join(dirty, "truncated.joblib"), "wb") as f: f.write(joblib_bytes[:-40])
 "#;
 
 fn corpus() -> tempfile::TempDir {
@@ -113,7 +159,7 @@ fn clean_model_directory_passes() {
     let (code, report, stderr) = scan_json(&tmp.path().join("clean"), &[]);
     assert_eq!(code, 0, "{report:#} {stderr}");
     assert_eq!(report["passed"], true);
-    assert_eq!(report["counts"]["safe"], 9);
+    assert_eq!(report["counts"]["safe"], 11);
     let torch = report["files"]
         .as_array()
         .unwrap()
@@ -122,7 +168,7 @@ fn clean_model_directory_passes() {
         .unwrap();
     assert_eq!(torch["format"], "pytorch-zip");
     let human = pedigree(&["scan", s(&tmp.path().join("clean"))]).ok();
-    assert!(human.contains("9 files: 9 safe, 0 unsafe"), "{human}");
+    assert!(human.contains("11 files: 11 safe, 0 unsafe"), "{human}");
 }
 
 #[test]
@@ -146,6 +192,8 @@ fn every_dirty_file_fails_with_its_reason() {
         ("trailing.pkl", "unscannable"),
         ("model.7z", "unscannable"),
         ("bomb.zip", "unscannable"),
+        ("evil.joblib", "unsafe"),
+        ("truncated.joblib", "unscannable"),
     ] {
         assert_eq!(status_of(&report, file), status, "{file}");
     }
