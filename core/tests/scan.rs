@@ -703,3 +703,31 @@ fn values_on_the_stack_and_in_the_memo_are_bounded() {
         Status::Safe
     );
 }
+
+#[test]
+fn a_zip_is_a_pytorch_archive_only_when_every_member_shares_its_folder() {
+    let pkl = torch_data_pkl("storage");
+    let storage = [0u8; 16];
+    let stray = zip_of(
+        &[
+            ("archive/data.pkl", &pkl),
+            ("archive/data/0", &storage),
+            ("other/readme.txt", b"hi"),
+        ],
+        CompressionMethod::Stored,
+    );
+    let report = scan("model.pt", &stray, &Limits::default());
+    assert_eq!(report.format, "zip");
+    assert_eq!(report.status, Status::Unsafe, "{report:#?}");
+    assert!(report.findings[0]
+        .message
+        .contains("outside a PyTorch archive"));
+    // A directory entry that holds bytes is refused.
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    w.start_file("evil.pkl/", SimpleFileOptions::default())
+        .unwrap();
+    w.write_all(&call("os", "system", "id")).unwrap();
+    let dir = w.finish().unwrap().into_inner();
+    let report = scan("d.zip", &dir, &Limits::default());
+    assert_ne!(report.status, Status::Safe, "{report:#?}");
+}
