@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
-use pedigree_core::scan::{self, Limits, Report, Status};
+use pedigree_core::scan::{self, Finding, Limits, Report, Status};
 use serde::Serialize;
 use serde_json::json;
 
@@ -77,14 +77,11 @@ impl ModelScan {
             return Ok(());
         };
         let status = serde_json::to_value(first.report.status).unwrap_or_default();
-        let why = first.report.findings.first().map_or(String::new(), |f| {
-            let at = if f.member.is_empty() {
-                String::new()
-            } else {
-                format!(" in {}", f.member)
-            };
-            format!(": {}{at}", f.message)
-        });
+        let why = first
+            .report
+            .findings
+            .first()
+            .map_or(String::new(), |f| format!(": {}{}", f.message, place(f)));
         let more = match failed.len() {
             1 => String::new(),
             n => format!(
@@ -173,6 +170,18 @@ pub fn scan_model(path: &Path, allow_unknown: bool, allow_symlinks: bool) -> Res
     Ok(scan)
 }
 
+/// Where a finding is: ` in <member> at offset <n>`, each part when known.
+fn place(f: &Finding) -> String {
+    let mut at = String::new();
+    if !f.member.is_empty() {
+        at.push_str(&format!(" in {}", f.member));
+    }
+    if let Some(offset) = f.offset {
+        at.push_str(&format!(" at offset {offset}"));
+    }
+    at
+}
+
 fn human(scan: &ModelScan) -> String {
     let mut text = format!("{:<12} {:<12} FILE\n", "STATUS", "FORMAT");
     for f in &scan.files {
@@ -185,17 +194,11 @@ fn human(scan: &ModelScan) -> String {
         ));
         for finding in &f.report.findings {
             let severity = serde_json::to_value(finding.severity).unwrap_or_default();
-            let mut at = String::new();
-            if !finding.member.is_empty() {
-                at.push_str(&format!(" in {}", finding.member));
-            }
-            if let Some(offset) = finding.offset {
-                at.push_str(&format!(" at offset {offset}"));
-            }
             text.push_str(&format!(
-                "  {:<10} {}{at}\n",
+                "  {:<10} {}{}\n",
                 severity.as_str().unwrap_or_default(),
-                finding.message
+                finding.message,
+                place(finding)
             ));
         }
         if f.report.findings_dropped > 0 {

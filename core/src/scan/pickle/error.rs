@@ -3,17 +3,18 @@
 
 use thiserror::Error;
 
-/// Why a pickle stream could not be followed to its end.
+/// Why a pickle stream could not be followed to its end. The messages leave out the
+/// offset, which findings carry on their own ([`PickleError::offset`]).
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum PickleError {
     /// The stream ends inside an opcode or before `STOP`.
-    #[error("stream is truncated at offset {offset}")]
+    #[error("stream is truncated")]
     Truncated {
         /// Where the missing bytes were expected.
         offset: usize,
     },
     /// A byte that is no pickle opcode.
-    #[error("unknown opcode 0x{byte:02x} at offset {offset}")]
+    #[error("unknown opcode 0x{byte:02x}")]
     UnknownOpcode {
         /// Where.
         offset: usize,
@@ -21,7 +22,7 @@ pub enum PickleError {
         byte: u8,
     },
     /// An opcode found too few values or no mark on the stack.
-    #[error("stack underflow at opcode 0x{opcode:02x} at offset {offset}")]
+    #[error("stack underflow at opcode 0x{opcode:02x}")]
     Underflow {
         /// Where.
         offset: usize,
@@ -29,7 +30,7 @@ pub enum PickleError {
         opcode: u8,
     },
     /// An opcode's argument is malformed.
-    #[error("bad argument of opcode 0x{opcode:02x} at offset {offset}: {reason}")]
+    #[error("bad argument of opcode 0x{opcode:02x}: {reason}")]
     BadArgument {
         /// Where.
         offset: usize,
@@ -39,7 +40,7 @@ pub enum PickleError {
         reason: &'static str,
     },
     /// A memo read of a key never written.
-    #[error("memo key {key} read at offset {offset} was never written")]
+    #[error("memo key {key} is read but was never written")]
     MemoMissing {
         /// Where.
         offset: usize,
@@ -47,7 +48,7 @@ pub enum PickleError {
         key: u64,
     },
     /// `STOP` found a stack that is not exactly one value.
-    #[error("STOP at offset {offset} leaves {values} values and {marks} marks on the stack")]
+    #[error("STOP leaves {values} values and {marks} marks on the stack")]
     BadStop {
         /// Where.
         offset: usize,
@@ -57,7 +58,7 @@ pub enum PickleError {
         marks: usize,
     },
     /// More values on the stack and in the memo than the limit.
-    #[error("more than {limit} values on the stack and in the memo at offset {offset}")]
+    #[error("more than {limit} values on the stack and in the memo")]
     TooManyValues {
         /// Where.
         offset: usize,
@@ -65,7 +66,7 @@ pub enum PickleError {
         limit: usize,
     },
     /// Bytes after `STOP` where the stream should end.
-    #[error("{len} bytes of trailing data after STOP at offset {offset}")]
+    #[error("{len} bytes of trailing data after STOP")]
     TrailingData {
         /// Offset of the first trailing byte.
         offset: usize,
