@@ -47,6 +47,8 @@ enum Command {
     Bom(cmd::bom::BomArgs),
     /// Audit a log: verify its checkpoints and every entry, alert on watched keys and subjects
     Monitor(cmd::monitor::MonitorArgs),
+    /// Inspect model files for code that loading them would run (pickle, archives, ...)
+    Scan(cmd::scan::ScanArgs),
     /// Write an entry's offline proof (C2SP tlog-proof), or verify one with --verify
     Proof(cmd::proof::ProofArgs),
     /// Run a witness that cosigns logs' checkpoints (C2SP tlog-witness)
@@ -70,6 +72,7 @@ fn main() {
         Command::Bom(a) => cmd::bom::run(a, &out),
         Command::Monitor(a) => cmd::monitor::run(a, &out),
         Command::Proof(a) => cmd::proof::run(a, &out),
+        Command::Scan(a) => cmd::scan::run(a, &out),
         Command::Witness(c) => cmd::witness::run(c),
     };
     if let Err(e) = result {

@@ -5,7 +5,8 @@
 //! ([`entry`]), RFC 6962 hashing and proofs ([`merkle`], [`subtree`]), C2SP checkpoints
 //! and tiles ([`checkpoint`], [`tiles`]), log receipts that prove inclusion offline
 //! ([`receipt`]), witness cosignatures and the `tlog-witness` wire format ([`witness`]),
-//! and C2SP `tlog-proof` files ([`tlogproof`]).
+//! C2SP `tlog-proof` files ([`tlogproof`]), and the static scan of model files for
+//! code that loading them would run ([`scan`]).
 //!
 //! Out of scope: I/O of any kind. No files, sockets, clocks or threads: callers pass
 //! bytes and times in, so the server, the CLI and the monitor all verify with the same
@@ -26,6 +27,7 @@ pub mod oms;
 pub mod policy;
 pub mod receipt;
 pub mod revocation;
+pub mod scan;
 pub mod slsa;
 pub mod statement;
 pub mod subtree;

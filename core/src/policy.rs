@@ -55,6 +55,7 @@ struct RawPolicy {
     step: Vec<RawStep>,
     #[serde(default)]
     revocation: RawRevocationPolicy,
+    require_scan: bool,
 }
 
 #[derive(Deserialize)]
@@ -97,6 +98,9 @@ pub struct Policy {
     pub witnesses: WitnessPolicy,
     /// Who may revoke the chain's artifacts (`[revocation]`).
     pub revocation: RevocationPolicy,
+    /// The artifact's local files must pass a model scan (`spec/scan.md`) before its
+    /// lineage counts as verified.
+    pub require_scan: bool,
 }
 
 impl Policy {
@@ -177,6 +181,7 @@ impl Policy {
             steps,
             witnesses,
             revocation,
+            require_scan: raw.require_scan,
         })
     }
 }
@@ -226,6 +231,9 @@ mod tests {
         assert_eq!(p.steps[0].build_type, "https://pedigree.dev/ml/dataset/v1");
         assert_eq!(p.steps[1].build_type, "https://example.com/distill/v1");
         assert!(!p.steps[1].required);
+        assert!(!p.require_scan);
+        let p = Policy::from_toml(&format!("require_scan = true\n{text}"), resolve).unwrap();
+        assert!(p.require_scan);
     }
 
     fn witness_vkey(seed: u8) -> String {

@@ -378,3 +378,68 @@ fn submit_adds_a_receipt_to_an_unlogged_bundle() {
     let after = fs::read_to_string(c.path("late.json")).unwrap();
     assert!(after.contains("\"kind\": \"pedigree\""), "{after}");
 }
+
+#[test]
+fn a_policy_that_requires_a_scan_scans_the_artifact_files_or_fails_closed() {
+    let c = chain();
+    let d = c.dir.path();
+    let dataset = format!(
+        "log_key = \"{}\"\nrequire_scan = true\n[[step]]\nname = \"dataset\"\nsigners = [\"curator.pub\"]\n",
+        c.server.vkey
+    );
+    write(d, "scan-dataset.toml", dataset.as_bytes());
+    let verify = [
+        "lineage",
+        "verify",
+        "--policy",
+        "scan-dataset.toml",
+        "--bundles",
+        "bundles",
+    ];
+    fn with<'a>(verify: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+        [verify, extra].concat()
+    }
+
+    // The artifact given as a path is scanned: a CSV file and a README are text.
+    let out = c.ok(&with(&verify, &["data", "--json"]));
+    let result: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(result["verified"], true);
+    assert_eq!(result["scan"]["safe"], 2, "{result:#}");
+
+    // A bare digest has no files to scan: refused unless --model names them.
+    let digest = c.ok(&["hash", "data"]).trim().to_string();
+    let err = c.fails(&with(&verify, &[&digest]));
+    assert!(err.contains("requires a model scan"), "{err}");
+    c.ok(&with(&verify, &[&digest, "--model", "data"]));
+    let err = c.fails(&with(&verify, &[&digest, "--model", "model-v1"]));
+    assert!(err.contains("the artifact is sha256:"), "{err}");
+
+    // The trained model's weights.bin is read as a pickle (by its name) and is none: refused.
+    let train = format!("{dataset}[[step]]\nname = \"train\"\nsigners = [\"trainer.pub\"]\n");
+    write(d, "scan-train.toml", train.as_bytes());
+    let err = c.fails(&[
+        "lineage",
+        "verify",
+        "model-v1",
+        "--policy",
+        "scan-train.toml",
+        "--bundles",
+        "bundles",
+    ]);
+    assert!(
+        err.contains("model scan failed: weights.bin is unscannable: pickle: unknown opcode"),
+        "{err}"
+    );
+    // Without require_scan the same chain verifies.
+    let plain = train.replace("require_scan = true\n", "");
+    write(d, "plain-train.toml", plain.as_bytes());
+    c.ok(&[
+        "lineage",
+        "verify",
+        "model-v1",
+        "--policy",
+        "plain-train.toml",
+        "--bundles",
+        "bundles",
+    ]);
+}

@@ -17,6 +17,7 @@ use pedigree_core::merkle;
 use pedigree_core::policy::Policy;
 use pedigree_core::receipt::LogReceipt;
 use pedigree_core::revocation::{check_revocations, PREDICATE_TYPE_REVOCATION_V1};
+use pedigree_core::statement::Digest;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -61,6 +62,11 @@ pub struct VerifyArgs {
     /// policy's `min_witnesses` applies [default: every --witness key]
     #[arg(long, value_name = "K")]
     pub min_witnesses: Option<usize>,
+    /// The artifact's files (a file or model directory) to scan when the policy sets
+    /// `require_scan`; their digest must be the artifact's. Not needed when ARTIFACT is
+    /// itself a path
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
 }
 
 /// Runs a lineage command.
@@ -440,6 +446,29 @@ pub(crate) fn check_consistency(
     Ok(())
 }
 
+/// The files to scan when the policy sets `require_scan` (`spec/policy.md` section
+/// 3): `--model`, whose digest must be the artifact's, or the artifact when it was
+/// given as a path. A bare digest with nothing to scan fails closed.
+fn scan_path(args: &VerifyArgs, policy: &Policy, digest: &Digest) -> Result<Option<PathBuf>> {
+    if !policy.require_scan {
+        return Ok(None);
+    }
+    if let Some(model) = &args.model {
+        let local = crate::model::artifact_digest(model)?;
+        if &local != digest {
+            bail!(
+                "--model {} has digest {local}, the artifact is {digest}",
+                model.display()
+            );
+        }
+        return Ok(Some(model.clone()));
+    }
+    if args.artifact.parse::<Digest>().is_err() {
+        return Ok(Some(PathBuf::from(&args.artifact)));
+    }
+    bail!("the policy requires a model scan: give the artifact's files with --model PATH")
+}
+
 fn verify(args: &VerifyArgs, out: &Output) -> Result<()> {
     let mut policy = load_policy(&args.policy)?;
     if !args.witnesses.is_empty() || args.min_witnesses.is_some() {
@@ -447,6 +476,7 @@ fn verify(args: &VerifyArgs, out: &Output) -> Result<()> {
             witness_policy(&args.witnesses, args.min_witnesses, Some(&policy.witnesses))?;
     }
     let (_, digest) = resolve_artifact(&args.artifact)?;
+    let scan_path = scan_path(args, &policy, &digest)?;
     let cosigned = policy.witnesses.min() > 0;
     let attestations = match (&args.log, &args.bundles) {
         (Some(log), _) => from_log(log, &digest.to_string(), cosigned)?,
@@ -490,32 +520,46 @@ fn verify(args: &VerifyArgs, out: &Output) -> Result<()> {
             .collect();
         check_consistency(log, &policy.log, &cps).context("lineage verification failed")?;
     }
+    let scan = match &scan_path {
+        Some(path) => {
+            let scan = crate::cmd::scan::scan_model(path, false, false)
+                .context("lineage verification failed: the policy requires a scan")?;
+            scan.require_pass(false)
+                .context("lineage verification failed: model scan failed")?;
+            Some(scan.counts)
+        }
+        None => None,
+    };
     let revocations_from = if args.log.is_some() { "log" } else { "bundles" };
-    out.print(
-        &serde_json::json!({
-            "verified": true, "artifact": digest.to_string(), "chain": links,
-            "revocations": {"checked_in": revocations_from, "ignored": status.ignored},
-        }),
-        || {
-            let mut text = format!("verified lineage of {digest}\n");
-            for l in &links {
-                text.push_str(&format!(
-                    "  {:<9} log index {:<6} {} <- [{}]\n",
-                    l.step,
-                    l.log_index,
-                    l.subjects.join(", "),
-                    l.materials.join(", ")
-                ));
-            }
-            text.push_str(&match revocations_from {
-                "log" => format!("  no revocation by an authorised key among {} artifacts (searched in the log)\n", chain_digests.len()),
-                _ => "  no revocation by an authorised key in the bundles (offline: only as fresh as the bundle directory)\n".to_string(),
-            });
-            for i in &status.ignored {
-                text.push_str(&format!("  {i}\n"));
-            }
-            text.trim_end().to_string()
-        },
-    );
+    let mut result = serde_json::json!({
+        "verified": true, "artifact": digest.to_string(), "chain": links,
+        "revocations": {"checked_in": revocations_from, "ignored": status.ignored},
+    });
+    if let Some(counts) = &scan {
+        result["scan"] = counts.clone();
+    }
+    out.print(&result, || {
+        let mut text = format!("verified lineage of {digest}\n");
+        for l in &links {
+            text.push_str(&format!(
+                "  {:<9} log index {:<6} {} <- [{}]\n",
+                l.step,
+                l.log_index,
+                l.subjects.join(", "),
+                l.materials.join(", ")
+            ));
+        }
+        text.push_str(&match revocations_from {
+            "log" => format!("  no revocation by an authorised key among {} artifacts (searched in the log)\n", chain_digests.len()),
+            _ => "  no revocation by an authorised key in the bundles (offline: only as fresh as the bundle directory)\n".to_string(),
+        });
+        for i in &status.ignored {
+            text.push_str(&format!("  {i}\n"));
+        }
+        if scan.is_some() {
+            text.push_str("  model scan passed\n");
+        }
+        text.trim_end().to_string()
+    });
     Ok(())
 }

@@ -9,4 +9,5 @@ pub mod monitor;
 pub mod oms;
 pub mod proof;
 pub mod revoke;
+pub mod scan;
 pub mod witness;

@@ -93,6 +93,10 @@ pub struct VerifyArgs {
     /// [default: every --witness key]
     #[arg(long, value_name = "K", requires = "log_key")]
     pub min_witnesses: Option<usize>,
+    /// Also scan the model's files once the signature verifies, and fail when one is
+    /// unsafe, unscannable or of an unknown format (spec/scan.md)
+    #[arg(long)]
+    pub scan: bool,
 }
 
 /// Arguments of `pedigree hash`.
@@ -360,6 +364,14 @@ fn verify_model(args: &VerifyArgs, out: &Output) -> Result<Value> {
         return Err(mismatch_error(&problems));
     }
 
+    let scan = if args.scan {
+        let scan = crate::cmd::scan::scan_model_files(&files)?;
+        scan.require_pass(false).context("model scan failed")?;
+        Some(scan.counts)
+    } else {
+        None
+    };
+
     let mut result = json!({
         "verified": true,
         "model": args.model_path,
@@ -370,6 +382,9 @@ fn verify_model(args: &VerifyArgs, out: &Output) -> Result<Value> {
         "signer": key.fingerprint().to_string(),
         "log_receipts": receipts,
     });
+    if let Some(counts) = scan {
+        merge(&mut result, json!({"scan": counts}));
+    }
     merge(&mut result, method_json(serialization.method));
     Ok(result)
 }

@@ -236,6 +236,20 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             }
             .encode()]
         }
+        // A protocol 2 dict (with _codecs.encode), a framed protocol 4 dict, a protocol
+        // 0 list, a PyTorch-like zip, an .npy and a safetensors file (written by
+        // CPython's pickle and zipfile, spec/scan.md).
+        "scan" => [
+            "80027d71002858010000006171015d7102284b014740040000000000005801000000787103635f636f646563730a656e636f64650a7104580100000079710558060000006c6174696e3171068671075271084e884b014b028671096558010000006f710a63636f6c6c656374696f6e730a4f726465726564446963740a710b2952710c58010000006b710d4b0173752e",
+            "80049527000000000000007d94288c0161945d94284b018c0178944b0168034b016803658c0173948f94284b014b0290752e",
+            "286c70300a49310a6156780a70310a6146322e350a612e",
+            "504b03041400000000006784775d1b1a404ba8000000a800000010000000617263686976652f646174612e706b6c800263636f6c6c656374696f6e730a4f726465726564446963740a71002952710158010000007763746f7263682e5f7574696c730a5f72656275696c645f74656e736f725f76320a2828580700000073746f7261676563746f7263680a466c6f617453746f726167650a58010000003058030000006370754b0474514b004b024b02864b024b01868963636f6c6c656374696f6e730a4f726465726564446963740a29527452732e504b03041400000000006784775d554bbbec10000000100000000e000000617263686976652f646174612f3000000000000000000000000000000000504b03041400000000006784775dd19e675502000000020000000f000000617263686976652f76657273696f6e330a504b010214031400000000006784775d1b1a404ba8000000a8000000100000000000000000000000800100000000617263686976652f646174612e706b6c504b010214031400000000006784775d554bbbec10000000100000000e00000000000000000000008001d6000000617263686976652f646174612f30504b010214031400000000006784775dd19e675502000000020000000f0000000000000000000000800112010000617263686976652f76657273696f6e504b05060000000003000300b7000000410100000000",
+            "934e554d505901003a007b276465736372273a20273c6634272c2027666f727472616e5f6f72646572273a2046616c73652c20277368617065273a2028322c292c207d0a0000000000000000",
+            "36000000000000007b2261223a7b226474797065223a22463136222c227368617065223a5b325d2c22646174615f6f666673657473223a5b302c345d7d7d00000000",
+        ]
+        .iter()
+        .map(|h| hex::decode(h).expect("hex"))
+        .collect(),
         other => panic!("no seeds for {other}"),
     }
 }
@@ -261,6 +275,7 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("add_checkpoint", add_checkpoint),
     ("cosignature", cosignature),
     ("tlog_proof", tlog_proof),
+    ("scan", scan),
 ];
 
 /// The fixtures' witness.
@@ -541,4 +556,30 @@ pub fn inclusion_proof(data: &[u8]) -> bool {
     let real: Vec<&[u8]> = real_proof.iter().map(|h| &h.0[..]).collect();
     assert_eq!((index, &proof), (*real_index, &real), "size {size}");
     true
+}
+
+/// `scan::scan` of a file named `model.pkl`: the status is that of the worst finding,
+/// and a pickle that is safe stops being safe when its last byte is cut (nothing after
+/// a broken or missing `STOP` is trusted).
+pub fn scan(data: &[u8]) -> bool {
+    use pedigree_core::scan::{scan, Limits, Severity, Status};
+    let limits = Limits::default();
+    let report = scan("model.pkl", data, &limits);
+    let worst = report.findings.iter().map(|f| f.severity).max();
+    let want = match worst {
+        None => Status::Safe,
+        Some(Severity::Warning) => Status::Unknown,
+        Some(Severity::Error) => Status::Unscannable,
+        Some(_) => Status::Unsafe,
+    };
+    assert_eq!(report.status, want, "status is not the worst finding's");
+    if report.format == "pickle" && report.status == Status::Safe {
+        let cut = scan("model.pkl", &data[..data.len() - 1], &limits);
+        assert_ne!(
+            cut.status,
+            Status::Safe,
+            "a safe pickle stays safe without its last byte"
+        );
+    }
+    report.status == Status::Safe
 }
