@@ -3,7 +3,7 @@
 //!
 //! In scope: storage ([`storage`], [`layout`]), the log engine ([`engine`]), the
 //! sequencer ([`sequencer`]), the HTTP API ([`api`]), configuration ([`config`]),
-//! metrics ([`metrics`]), start-up ([`service`]), the offline store check ([`fsck`]) and
+//! metrics ([`metrics`]), logs and request ids ([`telemetry`]), start-up ([`service`]), the offline store check ([`fsck`]) and
 //! collecting witness cosignatures ([`witness`]).
 //! Out of scope: formats and verification, which live in `pedigree-core`; this crate
 //! only admits, stores, sequences and serves.
@@ -17,4 +17,5 @@ pub mod metrics;
 pub mod sequencer;
 pub mod service;
 pub mod storage;
+pub mod telemetry;
 pub mod witness;
