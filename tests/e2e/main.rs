@@ -5,8 +5,11 @@
 mod cli_lineage;
 mod connections;
 mod crash;
+mod deploy;
 mod malformed;
 mod monitor;
 mod overload;
 mod server_api;
+mod shutdown;
+mod stack;
 mod witness;
