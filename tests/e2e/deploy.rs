@@ -21,7 +21,11 @@ fn read(path: &str) -> String {
 
 fn strings(node: &Yaml) -> Vec<String> {
     node.as_vec()
-        .map(|v| v.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .map(|v| {
+            v.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -43,12 +47,28 @@ fn compose_file_runs_the_three_services_with_volumes_config_health_and_documente
     let run_section = readme
         .split("## Run the stack")
         .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
         .expect("README has a \"Run the stack\" section");
     // service, its config file, its named volume and mount point, its published port
     let expected = [
-        ("pedigree-server", "server.toml", "server-data:/var/lib/pedigree/server-data", Some("8080:8080")),
-        ("pedigree-witness", "witness.toml", "witness-state:/var/lib/pedigree/witness-state", Some("7380:7380")),
-        ("pedigree-monitor", "monitor.toml", "monitor-state:/var/lib/pedigree/monitor-state", None),
+        (
+            "pedigree-server",
+            "server.toml",
+            "server-data:/var/lib/pedigree/server-data",
+            Some("8080:8080"),
+        ),
+        (
+            "pedigree-witness",
+            "witness.toml",
+            "witness-state:/var/lib/pedigree/witness-state",
+            Some("7380:7380"),
+        ),
+        (
+            "pedigree-monitor",
+            "monitor.toml",
+            "monitor-state:/var/lib/pedigree/monitor-state",
+            None,
+        ),
     ];
     let declared: BTreeSet<String> = compose["volumes"]
         .as_hash()
@@ -60,7 +80,10 @@ fn compose_file_runs_the_three_services_with_volumes_config_health_and_documente
         let s = &services[name];
         assert!(s.as_hash().is_some(), "service {name} missing");
         let volumes = strings(&s["volumes"]);
-        assert!(volumes.iter().any(|v| v == volume), "{name} volumes {volumes:?}");
+        assert!(
+            volumes.iter().any(|v| v == volume),
+            "{name} volumes {volumes:?}"
+        );
         let named = volume.split(':').next().unwrap();
         assert!(declared.contains(named), "volume {named} not declared");
         assert!(
@@ -68,7 +91,9 @@ fn compose_file_runs_the_three_services_with_volumes_config_health_and_documente
             "{name} does not mount deploy/ read-only: {volumes:?}"
         );
         assert!(
-            volumes.iter().any(|v| v.starts_with("public-keys:") && v.ends_with(":ro")),
+            volumes
+                .iter()
+                .any(|v| v.starts_with("public-keys:") && v.ends_with(":ro")),
             "{name} does not read the public keys: {volumes:?}"
         );
         let command = strings(&s["command"]);
@@ -76,17 +101,30 @@ fn compose_file_runs_the_three_services_with_volumes_config_health_and_documente
             command.contains(&format!("/etc/pedigree/{config}")),
             "{name} command {command:?} does not use {config}"
         );
-        assert!(repo().join("deploy").join(config).is_file(), "deploy/{config} missing");
-        assert!(run_section.contains(config), "README does not name {config}");
+        assert!(
+            repo().join("deploy").join(config).is_file(),
+            "deploy/{config} missing"
+        );
+        assert!(
+            run_section.contains(config),
+            "README does not name {config}"
+        );
         let test = strings(&s["healthcheck"]["test"]);
         assert!(!test.is_empty(), "{name} has no health check");
-        assert_eq!(s["restart"].as_str(), Some("unless-stopped"), "{name} restart");
+        assert_eq!(
+            s["restart"].as_str(),
+            Some("unless-stopped"),
+            "{name} restart"
+        );
         let ports = strings(&s["ports"]);
         match port {
             Some(p) => {
                 assert_eq!(ports, [p], "{name} ports");
                 let host = p.split(':').next().unwrap();
-                assert!(run_section.contains(host), "README does not document port {host}");
+                assert!(
+                    run_section.contains(host),
+                    "README does not document port {host}"
+                );
             }
             None => assert!(ports.is_empty(), "{name} publishes {ports:?}"),
         }
@@ -125,20 +163,35 @@ fn dockerfile_copies_files_that_exist_and_builds_the_binaries_it_ships() {
         }
         let parts: Vec<&str> = rest.split_whitespace().collect();
         for source in &parts[..parts.len() - 1] {
-            assert!(repo().join(source).exists(), "Dockerfile copies missing {source}");
+            assert!(
+                repo().join(source).exists(),
+                "Dockerfile copies missing {source}"
+            );
             copied += 1;
         }
     }
     assert!(copied >= 8, "only {copied} COPY sources");
     // The binaries it ships are the workspace's [[bin]] targets it builds.
     assert!(dockerfile.contains("-p pedigree-server -p pedigree-cli"));
-    for (bin, manifest) in [("pedigree-server", "server/Cargo.toml"), ("pedigree", "cli/Cargo.toml")] {
-        assert!(read(manifest).contains(&format!("name = \"{bin}\"")), "{manifest}");
-        assert!(dockerfile.contains(&format!("target/release/{bin}")), "{bin} not shipped");
+    for (bin, manifest) in [
+        ("pedigree-server", "server/Cargo.toml"),
+        ("pedigree", "cli/Cargo.toml"),
+    ] {
+        assert!(
+            read(manifest).contains(&format!("name = \"{bin}\"")),
+            "{manifest}"
+        );
+        assert!(
+            dockerfile.contains(&format!("target/release/{bin}")),
+            "{bin} not shipped"
+        );
     }
     // Every workspace member is copied, or `cargo build --locked` cannot load the workspace.
     for member in ["core", "server", "cli", "tests", "bench"] {
-        assert!(dockerfile.contains(&format!("COPY {member} {member}")), "{member}");
+        assert!(
+            dockerfile.contains(&format!("COPY {member} {member}")),
+            "{member}"
+        );
     }
     assert!(dockerfile.contains("HEALTHCHECK"));
     assert!(dockerfile.contains("USER pedigree"));
@@ -174,7 +227,10 @@ fn dashboard_queries_and_metrics_doc_name_only_metrics_a_server_exports() {
     .unwrap()
     .verifier()
     .to_vkey();
-    let server = Server::start(dir.path(), &["--witness", &format!("w1=http://127.0.0.1:9={witness}")]);
+    let server = Server::start(
+        dir.path(),
+        &["--witness", &format!("w1=http://127.0.0.1:9={witness}")],
+    );
     assert_eq!(get(&format!("{}/healthz", server.url)).0, 200);
     let (status, body) = get(&format!("{}/metrics", server.url));
     assert_eq!(status, 200);
@@ -182,7 +238,8 @@ fn dashboard_queries_and_metrics_doc_name_only_metrics_a_server_exports() {
     let names = exported(&metrics);
 
     let dashboard: serde_json::Value =
-        serde_json::from_str(&read("deploy/grafana/pedigree-dashboard.json")).expect("dashboard JSON");
+        serde_json::from_str(&read("deploy/grafana/pedigree-dashboard.json"))
+            .expect("dashboard JSON");
     let mut queried = BTreeSet::new();
     for panel in dashboard["panels"].as_array().expect("panels") {
         for target in panel["targets"].as_array().expect("targets") {
@@ -191,7 +248,10 @@ fn dashboard_queries_and_metrics_doc_name_only_metrics_a_server_exports() {
     }
     assert!(queried.len() >= 8, "dashboard queries {queried:?}");
     for name in &queried {
-        assert!(names.contains(name), "dashboard queries {name}, /metrics has {names:?}");
+        assert!(
+            names.contains(name),
+            "dashboard queries {name}, /metrics has {names:?}"
+        );
     }
 
     // spec/metrics.md documents every family /metrics exports, and nothing else.
@@ -202,7 +262,10 @@ fn dashboard_queries_and_metrics_doc_name_only_metrics_a_server_exports() {
         .collect();
     let documented = metric_words(&read("spec/metrics.md"));
     for family in &families {
-        assert!(documented.contains(family), "spec/metrics.md does not document {family}");
+        assert!(
+            documented.contains(family),
+            "spec/metrics.md does not document {family}"
+        );
     }
     for name in &documented {
         let family = ["_bucket", "_sum", "_count"]

@@ -3,6 +3,7 @@
 //! in its first line what belongs there.
 
 mod cli_lineage;
+mod config;
 mod connections;
 mod crash;
 mod deploy;

@@ -5,8 +5,8 @@
 use base64::Engine as _;
 use pedigree_core::merkle;
 use pedigree_tests::{
-    agent, binary, get_json_with, post_with, seeded_ed25519_key, sha256_hex, step_statement, submission,
-    Server,
+    agent, binary, get_json_with, post_with, seeded_ed25519_key, sha256_hex, step_statement,
+    submission, Server,
 };
 use serde_json::Value;
 use std::process::Command;
@@ -77,7 +77,11 @@ fn sigterm_commits_and_answers_every_accepted_request_then_exits_0() {
     });
     let (status, took) = status;
     let status = status.expect("server did not exit within 30 s of SIGTERM");
-    assert_eq!(status.code(), Some(0), "exit status after SIGTERM: {status}");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status after SIGTERM: {status}"
+    );
 
     let outcomes = outcomes.into_inner().unwrap();
     let mut acks = Vec::new();
@@ -94,7 +98,11 @@ fn sigterm_commits_and_answers_every_accepted_request_then_exits_0() {
                 }
             }
             // Refused or reset: never accepted, or cut at exit; never acknowledged.
-            0 => assert!(o.answered_after_term, "transport error before SIGTERM: {}", o.body),
+            0 => assert!(
+                o.answered_after_term,
+                "transport error before SIGTERM: {}",
+                o.body
+            ),
             other => panic!("status {other} during shutdown: {}", o.body),
         }
     }
@@ -117,7 +125,11 @@ fn sigterm_commits_and_answers_every_accepted_request_then_exits_0() {
         let leaf = base64::engine::general_purpose::STANDARD
             .decode(e["leaf"].as_str().expect("leaf"))
             .expect("leaf base64");
-        assert_eq!(&hex::encode(merkle::leaf_hash(&leaf).0), leaf_hash, "entry {index}");
+        assert_eq!(
+            &hex::encode(merkle::leaf_hash(&leaf).0),
+            leaf_hash,
+            "entry {index}"
+        );
     }
     server.kill();
     let out = Command::new(binary("pedigree-server"))
@@ -126,5 +138,9 @@ fn sigterm_commits_and_answers_every_accepted_request_then_exits_0() {
         .arg(dir.path())
         .output()
         .expect("run fsck");
-    assert!(out.status.success(), "fsck: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "fsck: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

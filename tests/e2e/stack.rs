@@ -89,7 +89,11 @@ fn stack_script_starts_server_witness_and_monitor_which_cosign_and_audit_an_entr
     // Submit with a request id: it comes back, and the server's JSON log lines carry it.
     let key = seeded_ed25519_key(4_401);
     let body = submission(
-        &step_statement("https://pedigree.dev/ml/train/v1", &sha256_hex(b"stack"), &[]),
+        &step_statement(
+            "https://pedigree.dev/ml/train/v1",
+            &sha256_hex(b"stack"),
+            &[],
+        ),
         &key,
     );
     let resp = agent()
@@ -126,7 +130,11 @@ fn stack_script_starts_server_witness_and_monitor_which_cosign_and_audit_an_entr
     for service in ["pedigree-server", "pedigree-witness", "pedigree-monitor"] {
         assert!(out.contains(&format!("{service} stopped")), "{out}");
     }
-    assert_eq!(get(&format!("{server}/healthz")).0, 0, "server still answers");
+    assert_eq!(
+        get(&format!("{server}/healthz")).0,
+        0,
+        "server still answers"
+    );
 
     let log = std::fs::read_to_string(dir.path().join("logs/pedigree-server.log")).unwrap();
     let lines: Vec<serde_json::Value> = log
@@ -134,11 +142,15 @@ fn stack_script_starts_server_witness_and_monitor_which_cosign_and_audit_an_entr
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
         .collect();
     assert!(
-        lines.iter().any(|l| l["span"]["request_id"] == "stack-test-1"
-            && l["fields"]["status"] == 201),
+        lines
+            .iter()
+            .any(|l| l["span"]["request_id"] == "stack-test-1" && l["fields"]["status"] == 201),
         "no log line of request stack-test-1 in:\n{log}"
     );
-    assert!(log.contains("every accepted submission is committed"), "{log}");
+    assert!(
+        log.contains("every accepted submission is committed"),
+        "{log}"
+    );
     let monitor = std::fs::read_to_string(dir.path().join("logs/pedigree-monitor.out")).unwrap();
     assert!(monitor.trim().is_empty(), "monitor alerts: {monitor}");
 }

@@ -170,7 +170,11 @@ pub fn run(cmd: KeyCommand, out: &Output) -> Result<()> {
         } => {
             let key = read_private_key(&file)?;
             let Some(ed25519) = key.as_ed25519() else {
-                bail!("{} is {}, note keys need ed25519", file.display(), key.algorithm());
+                bail!(
+                    "{} is {}, note keys need ed25519",
+                    file.display(),
+                    key.algorithm()
+                );
             };
             let vkey = if witness {
                 WitnessSigner::new(&name, ed25519.clone())

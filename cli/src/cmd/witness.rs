@@ -13,12 +13,12 @@ mod state;
 pub use config::ServeArgs;
 
 use crate::cmd::key::read_private_key;
-use pedigree_core::keys::{Algorithm, PrivateKey};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::{anyhow, Context as _, Result};
 use clap::Subcommand;
 use pedigree_core::checkpoint::{CheckpointError, LogVerifier};
+use pedigree_core::keys::{Algorithm, PrivateKey};
 use pedigree_core::witness::protocol::{
     encode_cosignatures, encode_size, AddCheckpoint, Refusal, SIZE_CONTENT_TYPE,
 };
@@ -99,14 +99,10 @@ fn serve(args: ServeArgs) -> Result<()> {
         return crate::settings::print(&config);
     }
     crate::settings::init_logging(config.log_format);
-    std::fs::create_dir_all(&config.state).with_context(|| {
-        format!("couldn't create state directory {}", config.state.display())
-    })?;
+    std::fs::create_dir_all(&config.state)
+        .with_context(|| format!("couldn't create state directory {}", config.state.display()))?;
     if config.key_is_default && !config.key.exists() {
-        crate::cmd::key::write_private_key(
-            &config.key,
-            &PrivateKey::generate(Algorithm::Ed25519),
-        )?;
+        crate::cmd::key::write_private_key(&config.key, &PrivateKey::generate(Algorithm::Ed25519))?;
         tracing::info!(path = %config.key.display(), "generated a new witness key");
     }
     crate::settings::check_private_mode(&config.key)?;
@@ -145,7 +141,10 @@ fn serve(args: ServeArgs) -> Result<()> {
                 .route("/add-checkpoint", web::post().to(add_checkpoint))
                 .route("/{origin_hash}/checkpoint", web::get().to(checkpoint))
                 // For container health checks: the process serves HTTP.
-                .route("/healthz", web::get().to(|| async { text(StatusCode::OK, "ok") }))
+                .route(
+                    "/healthz",
+                    web::get().to(|| async { text(StatusCode::OK, "ok") }),
+                )
         })
         .workers(2)
         .client_request_timeout(Duration::from_secs(10))
@@ -248,7 +247,10 @@ fn add_checkpoint_blocking(body: &[u8], witness: &Witness) -> Answer {
             text(status, refusal.to_string())
         }
         Err(AddError::Storage(e)) => {
-            tracing::error!(error = format!("{e:#}"), "couldn't persist the witness state");
+            tracing::error!(
+                error = format!("{e:#}"),
+                "couldn't persist the witness state"
+            );
             text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "couldn't persist the witness state".into(),

@@ -4,7 +4,7 @@
 //! `search_sample`; spec/monitor.md), so a rules-only file stays valid.
 
 use crate::settings::{self, LogFormat};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -16,7 +16,11 @@ pub struct MonitorArgs {
     #[arg(long, env = "PEDIGREE_MONITOR_LOG")]
     pub log: Option<String>,
     /// The log's verifier key (C2SP note form, or a file holding it), pinned out of band
-    #[arg(long = "log-key", value_name = "VKEY", env = "PEDIGREE_MONITOR_LOG_KEY")]
+    #[arg(
+        long = "log-key",
+        value_name = "VKEY",
+        env = "PEDIGREE_MONITOR_LOG_KEY"
+    )]
     pub log_key: Option<String>,
     /// Config file (TOML): these settings and the rules (spec/monitor.md)
     #[arg(long, env = "PEDIGREE_MONITOR_CONFIG")]
@@ -33,7 +37,12 @@ pub struct MonitorArgs {
     pub interval: Option<u64>,
     /// Another view of the log's checkpoint (a witness or monitor) to compare with;
     /// repeatable (comma-separated in the environment)
-    #[arg(long = "peer", value_name = "URL", env = "PEDIGREE_MONITOR_PEER", value_delimiter = ',')]
+    #[arg(
+        long = "peer",
+        value_name = "URL",
+        env = "PEDIGREE_MONITOR_PEER",
+        value_delimiter = ','
+    )]
     pub peers: Vec<String>,
     /// POST each alert, as JSON, to this URL
     #[arg(long, value_name = "URL", env = "PEDIGREE_MONITOR_WEBHOOK")]
@@ -112,12 +121,21 @@ impl Settings {
                     }
                 }
                 let file: FileSettings = settings::from_table(own, path)?;
-                (file, toml::to_string(&rules)?)
+                let rules = toml::to_string(&rules)?;
+                // Checked first, so that a misspelt setting is named as an unknown key
+                // rather than reported as a missing one.
+                pedigree_core::monitor::config::Config::from_toml(&rules)
+                    .with_context(|| format!("invalid config file {}", path.display()))?;
+                (file, rules)
             }
             None => (FileSettings::default(), String::new()),
         };
         let missing = |what: &str, env: &str| {
-            anyhow::anyhow!("no {what}: give --{}, {env} or {} in the config file", what.replace('_', "-"), what)
+            anyhow::anyhow!(
+                "no {what}: give --{}, {env} or {} in the config file",
+                what.replace('_', "-"),
+                what
+            )
         };
         let interval = if args.once {
             None
@@ -125,7 +143,9 @@ impl Settings {
             match args.interval.or(file.interval) {
                 Some(0) => bail!("interval must be at least 1 second"),
                 Some(s) => Some(s),
-                None => bail!("give --once for one pass, or --interval SECS (interval in the config file)"),
+                None => bail!(
+                    "give --once for one pass, or --interval SECS (interval in the config file)"
+                ),
             }
         };
         Ok(Settings {
@@ -167,8 +187,11 @@ mod tests {
         let path = dir.path().join("monitor.toml");
         std::fs::write(
             &path,
-            "log = \"http://127.0.0.1:8080\"\nlog_key = \"k\"\nstate = \"s.json\"\ninterval = 5\n\
-             search_sample = 3\n[[watch_key]]\nfingerprint = \"ab\"\n",
+            format!(
+                "log = \"http://127.0.0.1:8080\"\nlog_key = \"k\"\nstate = \"s.json\"\ninterval = 5\n\
+             search_sample = 3\n[[watch_key]]\nfingerprint = \"{}\"\n",
+                "ab".repeat(32)
+            ),
         )
         .unwrap();
         let args = MonitorArgs {
@@ -181,10 +204,7 @@ mod tests {
         assert_eq!(s.interval, Some(5));
         assert!(s.rules.contains("watch_key") && s.rules.contains("search_sample"));
         assert!(!s.rules.contains("log_key"));
-        let once = MonitorArgs {
-            once: true,
-            ..args
-        };
+        let once = MonitorArgs { once: true, ..args };
         assert_eq!(Settings::resolve(&once).unwrap().interval, None);
 
         let err = Settings::resolve(&MonitorArgs {
