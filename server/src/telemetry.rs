@@ -55,7 +55,7 @@ pub fn request_id(incoming: Option<&HeaderValue>) -> String {
 
 /// The outermost middleware (use with `App::wrap_fn`): assigns the request id, runs the
 /// request inside a `request` span, counts the response status and logs one line when
-/// the response is ready (debug for successes, warn for 5xx).
+/// the response is ready (warn for 5xx other than 503, debug otherwise).
 pub fn middleware<S, B>(
     req: ServiceRequest,
     srv: &S,
@@ -79,7 +79,9 @@ where
         let status = res.status().as_u16();
         metrics.observe_status(status);
         let took_ms = started.elapsed().as_secs_f64() * 1000.0;
-        if status >= 500 {
+        // 503 is load shedding (overloaded, storage full): counted in the metrics, and
+        // not logged per request, so that overload does not also flood the logs.
+        if status >= 500 && status != 503 {
             tracing::warn!(status, took_ms, "request failed");
         } else {
             tracing::debug!(status, took_ms, "request answered");

@@ -83,8 +83,11 @@ impl Server {
                 }
             }
         }
-        // Keep draining stdout so the server never blocks on a full pipe.
+        // Keep draining stdout and stderr so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
+        if let Some(stderr) = child.stderr.take() {
+            std::thread::spawn(move || std::io::copy(&mut { stderr }, &mut std::io::sink()));
+        }
         let server = Server {
             child,
             url: url.ok_or("no listen line")?,
