@@ -5,8 +5,9 @@
 
 use crate::config::LogFormat;
 use crate::metrics::Metrics;
-use actix_web::body::MessageBody;
+use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::http::header::CONTENT_TYPE;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use std::future::Future;
 use std::sync::Arc;
@@ -54,16 +55,17 @@ pub fn request_id(incoming: Option<&HeaderValue>) -> String {
 }
 
 /// The outermost middleware (use with `App::wrap_fn`): assigns the request id, runs the
-/// request inside a `request` span, counts the response status and logs one line when
-/// the response is ready (warn for 5xx other than 503, debug otherwise).
+/// request inside a `request` span, counts the response status, logs one line when the
+/// response is ready (warn for 5xx other than 503, debug otherwise), and adds the id to
+/// the header and to JSON error bodies.
 pub fn middleware<S, B>(
     req: ServiceRequest,
     srv: &S,
     metrics: Arc<Metrics>,
-) -> impl Future<Output = Result<ServiceResponse<B>, actix_web::Error>>
+) -> impl Future<Output = Result<ServiceResponse<BoxBody>, actix_web::Error>>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: MessageBody,
+    B: MessageBody + 'static,
 {
     let id = request_id(req.headers().get(&REQUEST_ID));
     let span = tracing::info_span!(
@@ -75,7 +77,7 @@ where
     let started = Instant::now();
     let fut = span.in_scope(|| srv.call(req));
     async move {
-        let mut res = fut.await?;
+        let res = fut.await?;
         let status = res.status().as_u16();
         metrics.observe_status(status);
         let took_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -86,12 +88,50 @@ where
         } else {
             tracing::debug!(status, took_ms, "request answered");
         }
+        let mut res = if status >= 400 && is_json(&res) {
+            with_request_id(res, &id).await
+        } else {
+            res.map_into_boxed_body()
+        };
         if let Ok(value) = HeaderValue::from_str(&id) {
             res.headers_mut().insert(REQUEST_ID, value);
         }
         Ok(res)
     }
     .instrument(span)
+}
+
+fn is_json<B>(res: &ServiceResponse<B>) -> bool {
+    res.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+/// Adds `"request_id"` to a JSON error body (spec/api.md section 5.1). Error bodies are
+/// small and built by the server, so reading one whole costs little; a body that is not
+/// a JSON object is passed on unchanged.
+async fn with_request_id<B: MessageBody>(
+    res: ServiceResponse<B>,
+    id: &str,
+) -> ServiceResponse<BoxBody> {
+    let (req, res) = res.into_parts();
+    let (head, body) = res.into_parts();
+    let bytes = match actix_web::body::to_bytes(body).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            tracing::warn!("couldn't read an error body to add the request id");
+            return ServiceResponse::new(req, head.set_body(BoxBody::new(())));
+        }
+    };
+    let body = match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes) {
+        Ok(mut object) => {
+            object.insert("request_id".into(), id.into());
+            serde_json::to_vec(&object).map_or(bytes, Into::into)
+        }
+        Err(_) => bytes,
+    };
+    ServiceResponse::new(req, head.set_body(BoxBody::new(body)))
 }
 
 #[cfg(test)]

@@ -105,6 +105,18 @@ fn stack_script_starts_server_witness_and_monitor_which_cosign_and_audit_an_entr
     assert_eq!(resp.status(), 201);
     assert_eq!(resp.header("X-Request-Id"), Some("stack-test-1"));
 
+    // Error bodies name the request too.
+    let resp = agent()
+        .get(&format!("{server}/api/v1/entries/99"))
+        .set("X-Request-Id", "stack-test-2")
+        .call();
+    let Err(ureq::Error::Status(404, resp)) = resp else {
+        panic!("entry 99 should be 404: {resp:?}");
+    };
+    let error: serde_json::Value = resp.into_json().expect("error body");
+    assert_eq!(error["request_id"], "stack-test-2", "{error}");
+    assert_eq!(error["error"], "not_found", "{error}");
+
     // The witness cosigns it: /checkpoint publishes size 1 with the witness's line.
     eventually("a cosigned checkpoint of size 1", || {
         let (s, note) = get(&format!("{server}/checkpoint"));
