@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs what building Pedigree needs beyond a Rust toolchain on Debian 12:
-# clang and libclang-dev, which RocksDB's bindgen step needs. Idempotent and quiet
+# clang and libclang-dev, which RocksDB's bindgen step needs, and curl for
+# scripts/stack.sh. Idempotent and quiet
 # when everything is already there.
 set -euo pipefail
 
 need=()
 command -v clang >/dev/null 2>&1 || need+=(clang)
+# curl: scripts/stack.sh's health checks (and the stack's end-to-end test).
+command -v curl >/dev/null 2>&1 || need+=(curl)
 if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
   need+=(libclang-dev)
 fi

@@ -7,6 +7,7 @@ mod client;
 mod cmd;
 mod model;
 mod output;
+mod settings;
 
 use clap::{Parser, Subcommand};
 

@@ -3,7 +3,7 @@
 //! over the file; the file wins over defaults.
 
 use crate::witness::WitnessTarget;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use pedigree_core::entry::Limits;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -61,8 +61,14 @@ pub struct ServeArgs {
     #[arg(long, env = "PEDIGREE_KEEP_ALIVE_MS")]
     pub keep_alive_ms: Option<u64>,
     /// A witness to ask for cosignatures, NAME=URL=VKEY: a label, the witness's
-    /// submission URL (http://) and its cosignature verifier key (repeatable)
-    #[arg(long = "witness", value_name = "NAME=URL=VKEY")]
+    /// submission URL (http://) and its cosignature verifier key, or a file holding it
+    /// (repeatable; comma-separated in the environment)
+    #[arg(
+        long = "witness",
+        value_name = "NAME=URL=VKEY",
+        env = "PEDIGREE_WITNESS",
+        value_delimiter = ','
+    )]
     pub witness: Vec<String>,
     /// Cosignatures a checkpoint needs before `GET /checkpoint` serves it
     /// [default: the number of witnesses]
@@ -73,6 +79,24 @@ pub struct ServeArgs {
     /// [default: 1024]
     #[arg(long, env = "PEDIGREE_HASH_CACHE_MB")]
     pub hash_cache_mb: Option<u64>,
+    /// Log line format on stderr: `human` or `json` (one object per line) [default: human]
+    #[arg(long, env = "PEDIGREE_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// On SIGTERM, how long requests already accepted may take to be committed and
+    /// answered before the server exits anyway, in milliseconds [default: 30000]
+    #[arg(long, env = "PEDIGREE_SHUTDOWN_TIMEOUT_MS")]
+    pub shutdown_timeout_ms: Option<u64>,
+}
+
+/// How log lines are written.
+#[derive(ValueEnum, Deserialize, Serialize, Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One readable line per event.
+    #[default]
+    Human,
+    /// One JSON object per event, with the request span's fields.
+    Json,
 }
 
 /// The settings a config file may hold.
@@ -96,6 +120,8 @@ pub struct FileConfig {
     witness: Option<Vec<String>>,
     min_witness_cosignatures: Option<usize>,
     hash_cache_mb: Option<u64>,
+    log_format: Option<LogFormat>,
+    shutdown_timeout_ms: Option<u64>,
 }
 
 /// The effective configuration.
@@ -127,6 +153,10 @@ pub struct Config {
     pub min_witness_cosignatures: usize,
     /// Memory for stored hashes, in MiB.
     pub hash_cache_mb: u64,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// Bound on the drain after SIGTERM.
+    pub shutdown_timeout_ms: u64,
     /// Per-submission caps.
     #[serde(skip)]
     pub limits: Limits,
@@ -187,6 +217,11 @@ impl Config {
                 .hash_cache_mb
                 .or(file.hash_cache_mb)
                 .unwrap_or(crate::engine::DEFAULT_HASH_CACHE_BYTES >> 20),
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            shutdown_timeout_ms: args
+                .shutdown_timeout_ms
+                .or(file.shutdown_timeout_ms)
+                .unwrap_or(30_000),
             limits: Limits {
                 max_signatures: args
                     .max_signatures
@@ -234,6 +269,12 @@ impl Config {
             return Err(format!(
                 "keep_alive_ms {} exceeds 600000",
                 self.keep_alive_ms
+            ));
+        }
+        if !(100..=600_000).contains(&self.shutdown_timeout_ms) {
+            return Err(format!(
+                "shutdown_timeout_ms {} must be 100..=600000",
+                self.shutdown_timeout_ms
             ));
         }
         let witnesses = self.witnesses()?;

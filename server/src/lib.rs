@@ -3,10 +3,10 @@
 //!
 //! In scope: storage ([`storage`], [`layout`]), the log engine ([`engine`]), the
 //! sequencer ([`sequencer`]), the HTTP API ([`api`]), configuration ([`config`]),
-//! metrics ([`metrics`]), start-up ([`service`]), the offline store check ([`fsck`]),
-//! collecting witness cosignatures ([`witness`]), online backup and restore ([`backup`],
-//! [`admin`]), exporting the log as static tiles ([`export`], [`staticdir`]) and a verifying
-//! read-only mirror ([`mirror`]).
+//! metrics ([`metrics`]), logs and request ids ([`telemetry`]), start-up ([`service`]),
+//! the offline store check ([`fsck`]), collecting witness cosignatures ([`witness`]),
+//! online backup and restore ([`backup`], [`admin`]), exporting the log as static tiles
+//! ([`export`], [`staticdir`]) and a verifying read-only mirror ([`mirror`]).
 //! Out of scope: formats and verification, which live in `pedigree-core`; this crate
 //! only admits, stores, sequences and serves.
 
@@ -26,4 +26,5 @@ pub mod sequencer;
 pub mod service;
 pub mod staticdir;
 pub mod storage;
+pub mod telemetry;
 pub mod witness;

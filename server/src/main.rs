@@ -120,13 +120,7 @@ fn serve(cmd: ServeCmd) -> Result<()> {
         );
         return Ok(());
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PEDIGREE_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    pedigree_server::telemetry::init(config.log_format);
     let log = service::open_log(&config)?;
     service::serve(config, log)
 }

@@ -134,6 +134,19 @@ impl Sequencer {
         self.in_flight.load(Ordering::Relaxed)
     }
 
+    /// Waits until nothing is queued, in a batch or being committed, for at most
+    /// `timeout`; returns whether the sequencer drained.
+    pub async fn drain(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.queue_depth() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+
     fn progressed(&self, done: u64) {
         self.in_flight.fetch_sub(done, Ordering::SeqCst);
         self.last_progress_ms

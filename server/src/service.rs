@@ -8,6 +8,7 @@ use crate::layout::META_CHECKPOINT;
 use crate::metrics::Metrics;
 use crate::sequencer::Sequencer;
 use crate::storage::{Column, RocksStore, Store};
+use crate::telemetry;
 use crate::witness::{self, Cosigned};
 use actix_web::http::KeepAlive;
 use actix_web::{web, App, HttpServer};
@@ -155,7 +156,9 @@ fn load_hash_cache(engine: &Arc<LogEngine<RocksStore>>) {
     }
 }
 
-/// Runs the HTTP server and the sequencer until the process is stopped.
+/// Runs the HTTP server and the sequencer until the process is stopped. On SIGTERM or
+/// SIGINT it stops accepting connections, answers every request already accepted
+/// (committing their batches) within `shutdown_timeout_ms`, and returns `Ok`.
 ///
 /// # Errors
 ///
@@ -203,6 +206,7 @@ pub fn serve(config: Config, engine: LogEngine<RocksStore>) -> Result<()> {
             max_body_bytes: config.max_body_bytes,
             client_timeout: Duration::from_millis(config.client_timeout_ms),
         });
+        let drain = state.sequencer.clone();
         let origin = state.engine.signer().origin().to_string();
         let vkey = state.engine.signer().verifier_key();
         let server = HttpServer::new(move || {
@@ -215,16 +219,7 @@ pub fn serve(config: Config, engine: LogEngine<RocksStore>) -> Result<()> {
                 .app_data(web::PathConfig::default().error_handler(|e, _| {
                     ApiError::bad_request("invalid_path", e.to_string()).into()
                 }))
-                .wrap_fn(move |req, srv| {
-                    use actix_web::dev::Service as _;
-                    let metrics = Arc::clone(&metrics);
-                    let fut = srv.call(req);
-                    async move {
-                        let res = fut.await?;
-                        metrics.observe_status(res.status().as_u16());
-                        Ok(res)
-                    }
-                })
+                .wrap_fn(move |req, srv| telemetry::middleware(req, srv, Arc::clone(&metrics)))
                 .configure(api::configure)
         })
         .workers(workers)
@@ -239,6 +234,9 @@ pub fn serve(config: Config, engine: LogEngine<RocksStore>) -> Result<()> {
             0 => KeepAlive::Disabled,
             ms => KeepAlive::Timeout(Duration::from_millis(ms)),
         })
+        // SIGTERM (actix-server's signal handling): stop accepting, let every request
+        // already accepted finish (its batch committed and answered), then return.
+        .shutdown_timeout(config.shutdown_timeout_ms.div_ceil(1000))
         .max_connections(10_000)
         .backlog(4096)
         .bind(config.listen)
@@ -248,6 +246,20 @@ pub fn serve(config: Config, engine: LogEngine<RocksStore>) -> Result<()> {
         }
         println!("origin: {origin}");
         println!("verifier key: {vkey}");
-        server.run().await.context("HTTP server failed")
+        tracing::info!(%origin, listen = %config.listen, "serving");
+        server.run().await.context("HTTP server failed")?;
+        // Every handler has returned, so the queue is empty unless the shutdown timeout
+        // cut some off; their entries are committed before the process exits, as after
+        // a crash they would be kept unacknowledged.
+        let shutdown_timeout = Duration::from_millis(config.shutdown_timeout_ms);
+        if drain.drain(shutdown_timeout).await {
+            tracing::info!("stopped: every accepted submission is committed");
+        } else {
+            tracing::warn!(
+                queued = drain.queue_depth(),
+                "stopped with submissions still queued after the shutdown timeout"
+            );
+        }
+        Ok(())
     })
 }

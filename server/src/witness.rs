@@ -44,7 +44,8 @@ pub struct WitnessTarget {
 
 impl WitnessTarget {
     /// Parses `NAME=URL=VKEY`. The name ends at the first `=`, the key starts after the
-    /// last one (verifier keys hold no `=`), so the URL may contain `=`.
+    /// last one (verifier keys hold no `=`), so the URL may contain `=`. VKEY may also be
+    /// a file holding the key, so that a deployment can hand keys over as files.
     ///
     /// # Errors
     ///
@@ -64,8 +65,18 @@ impl WitnessTarget {
                 "witness {name} URL {url:?} must start with http://"
             ));
         }
-        let verifier =
-            WitnessVerifier::from_vkey(vkey).map_err(|e| format!("witness {name}: {e}"))?;
+        let verifier = match WitnessVerifier::from_vkey(vkey) {
+            Ok(v) => v,
+            Err(e) if !std::path::Path::new(vkey).is_file() => {
+                return Err(format!("witness {name}: {e}"))
+            }
+            Err(_) => {
+                let text = std::fs::read_to_string(vkey)
+                    .map_err(|e| format!("witness {name}: couldn't read key file {vkey}: {e}"))?;
+                WitnessVerifier::from_vkey(text.trim())
+                    .map_err(|e| format!("witness {name}: key file {vkey}: {e}"))?
+            }
+        };
         Ok(Self {
             name: name.to_string(),
             url: url.trim_end_matches('/').to_string(),

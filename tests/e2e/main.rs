@@ -5,8 +5,10 @@
 mod backup;
 mod cli_bom;
 mod cli_lineage;
+mod config;
 mod connections;
 mod crash;
+mod deploy;
 mod export;
 mod incident;
 mod malformed;
@@ -14,4 +16,6 @@ mod mirror;
 mod monitor;
 mod overload;
 mod server_api;
+mod shutdown;
+mod stack;
 mod witness;

@@ -83,8 +83,11 @@ impl Server {
                 }
             }
         }
-        // Keep draining stdout so the server never blocks on a full pipe.
+        // Keep draining stdout and stderr so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
+        if let Some(stderr) = child.stderr.take() {
+            std::thread::spawn(move || std::io::copy(&mut { stderr }, &mut std::io::sink()));
+        }
         let server = Server {
             child,
             url: url.ok_or("no listen line")?,
@@ -112,6 +115,33 @@ impl Server {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Sends SIGTERM and waits up to `limit` for the server to exit; returns its exit
+    /// status, or `None` (after killing it) when it did not exit in time.
+    pub fn terminate(mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        sigterm(self.child.id());
+        wait_for_exit(&mut self.child, limit)
+    }
+}
+
+/// Sends SIGTERM to a process this test started.
+pub fn sigterm(pid: u32) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid fits in i32"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("send SIGTERM");
+}
+
+/// Waits up to `limit` for `child` to exit; kills it and returns `None` if it does not.
+pub fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().expect("wait for child") {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 impl Drop for Server {

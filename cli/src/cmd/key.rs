@@ -1,9 +1,11 @@
-//! `pedigree key generate` and `pedigree key fingerprint`.
+//! `pedigree key generate`, `pedigree key fingerprint` and `pedigree key vkey`.
 
 use crate::output::Output;
 use anyhow::{bail, Context as _, Result};
 use clap::Subcommand;
+use pedigree_core::checkpoint::LogSigner;
 use pedigree_core::keys::{Algorithm, PrivateKey, PublicKey};
+use pedigree_core::witness::WitnessSigner;
 use std::path::{Path, PathBuf};
 
 /// Key commands.
@@ -25,6 +27,19 @@ pub enum KeyCommand {
     Fingerprint {
         /// PEM key file
         file: PathBuf,
+    },
+    /// Print the C2SP note verifier key of an Ed25519 private key: a log's (checkpoint
+    /// signatures, named by the log's origin) or, with --witness, a witness's
+    /// (cosignatures)
+    Vkey {
+        /// PEM private key file
+        file: PathBuf,
+        /// The log's origin, or the witness's name
+        #[arg(long)]
+        name: String,
+        /// The key cosigns as a witness (cosignature/v1) instead of signing checkpoints
+        #[arg(long)]
+        witness: bool,
     },
 }
 
@@ -74,6 +89,15 @@ fn read_private_pem(pem: &str, path: &Path) -> Result<PrivateKey> {
         PrivateKey::from_pem(pem)
     };
     key.with_context(|| format!("couldn't read private key {}", path.display()))
+}
+
+/// Writes a new unencrypted private key (PKCS#8 PEM, mode 0600), refusing to overwrite.
+///
+/// # Errors
+///
+/// When the file exists or cannot be written.
+pub fn write_private_key(path: &Path, key: &PrivateKey) -> Result<()> {
+    write_new(path, key.to_pkcs8_pem().as_bytes(), 0o600)
 }
 
 #[cfg(unix)]
@@ -138,6 +162,31 @@ pub fn run(cmd: KeyCommand, out: &Output) -> Result<()> {
                 &serde_json::json!({"fingerprint": fp, "algorithm": key.algorithm().to_string()}),
                 || fp.clone(),
             );
+        }
+        KeyCommand::Vkey {
+            file,
+            name,
+            witness,
+        } => {
+            let key = read_private_key(&file)?;
+            let Some(ed25519) = key.as_ed25519() else {
+                bail!(
+                    "{} is {}, note keys need ed25519",
+                    file.display(),
+                    key.algorithm()
+                );
+            };
+            let vkey = if witness {
+                WitnessSigner::new(&name, ed25519.clone())
+                    .context("invalid witness name")?
+                    .verifier()
+                    .to_vkey()
+            } else {
+                LogSigner::new(&name, ed25519.clone())
+                    .context("invalid origin")?
+                    .verifier_key()
+            };
+            out.print(&serde_json::json!({"verifier_key": vkey}), || vkey.clone());
         }
     }
     Ok(())

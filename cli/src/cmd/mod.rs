@@ -1,8 +1,8 @@
 //! One module per command group.
 
 pub mod attest;
-pub mod impact;
 pub mod bom;
+pub mod impact;
 pub mod key;
 pub mod lineage;
 pub mod monitor;

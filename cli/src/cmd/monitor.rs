@@ -8,18 +8,21 @@
 
 mod fetch;
 mod pass;
+mod settings;
 mod statefile;
+
+pub use settings::MonitorArgs;
+use settings::Settings;
 
 use crate::output::Output;
 use anyhow::{Context as _, Result};
-use clap::{ArgGroup, Args};
 use fetch::Remote;
 use pass::{Monitor, Summary};
 use pedigree_core::checkpoint::LogVerifier;
 use pedigree_core::monitor::config::Config;
 use pedigree_core::monitor::{Alert, Severity};
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// Exit status when a pass raised a critical alert.
@@ -28,36 +31,6 @@ const EXIT_CRITICAL: i32 = 2;
 const EXIT_WARNING: i32 = 1;
 /// Exit status when a pass could not complete.
 const EXIT_FAILED: i32 = 3;
-
-/// Arguments of `pedigree monitor`.
-#[derive(Args, Debug)]
-#[command(group(ArgGroup::new("mode").required(true).args(["once", "interval"])))]
-pub struct MonitorArgs {
-    /// Pedigree log URL
-    #[arg(long)]
-    pub log: String,
-    /// The log's verifier key (C2SP note form, or a file holding it), pinned out of band
-    #[arg(long = "log-key", value_name = "VKEY")]
-    pub log_key: String,
-    /// Rule file (TOML, spec/monitor.md)
-    #[arg(long)]
-    pub config: PathBuf,
-    /// State file: the last verified checkpoint and the next entry to read (created if absent)
-    #[arg(long)]
-    pub state: PathBuf,
-    /// Run one pass; exit 0 without alerts, 1 with warnings, 2 with a critical alert, 3 if it failed
-    #[arg(long)]
-    pub once: bool,
-    /// Run a pass every SECS seconds, until a critical alert (exit 2)
-    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
-    pub interval: Option<u64>,
-    /// Another view of the log's checkpoint (a witness or monitor) to compare with; repeatable
-    #[arg(long = "peer", value_name = "URL")]
-    pub peers: Vec<String>,
-    /// POST each alert, as JSON, to this URL
-    #[arg(long, value_name = "URL")]
-    pub webhook: Option<String>,
-}
 
 /// Where alerts go: one JSON line each on stdout, the webhook if any, and a count.
 pub struct AlertSink {
@@ -109,19 +82,16 @@ fn read_log_key(arg: &str) -> Result<LogVerifier> {
         .with_context(|| format!("couldn't parse log key in {}", path.display()))
 }
 
-fn setup(args: &MonitorArgs, out: &Output) -> Result<Monitor> {
+fn setup(args: &Settings, out: &Output) -> Result<Monitor> {
     let verifier = read_log_key(&args.log_key)?;
-    let text = std::fs::read_to_string(&args.config)
-        .with_context(|| format!("couldn't read {}", args.config.display()))?;
-    let config = Config::from_toml(&text)
-        .with_context(|| format!("couldn't load monitor config {}", args.config.display()))?;
+    let config = Config::from_toml(&args.rules).context("couldn't load the monitor rules")?;
     Ok(Monitor {
         log: Remote::new(&args.log),
         verifier,
         config,
         state_path: args.state.clone(),
         peers: args
-            .peers
+            .peer
             .iter()
             .map(|p| Remote::new(p.strip_suffix("/checkpoint").unwrap_or(p)))
             .collect(),
@@ -163,7 +133,20 @@ fn report(summary: &Summary, out: &Output) {
 ///
 /// Never: every failure becomes an exit status, so that 1 keeps meaning "warnings".
 pub fn run(args: MonitorArgs, out: &Output) -> Result<()> {
-    let mut monitor = match setup(&args, out) {
+    let settings = match Settings::resolve(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("pedigree: invalid configuration: {e:#}");
+            std::process::exit(EXIT_FAILED);
+        }
+    };
+    if args.print_config {
+        return crate::settings::print(&settings);
+    }
+    let out = &Output {
+        json: out.json || settings.log_format == crate::settings::LogFormat::Json,
+    };
+    let mut monitor = match setup(&settings, out) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("pedigree: {e:#}");
@@ -179,7 +162,7 @@ pub fn run(args: MonitorArgs, out: &Output) -> Result<()> {
         if summary.critical > 0 {
             std::process::exit(EXIT_CRITICAL);
         }
-        let Some(secs) = args.interval else {
+        let Some(secs) = settings.interval else {
             let code = match (&result, summary.warning) {
                 (Err(_), _) => EXIT_FAILED,
                 (Ok(()), 0) => return Ok(()),

@@ -7,22 +7,24 @@
 //! [`pedigree_core::checkpoint::LogVerifier`]); this module maps the outcomes to the
 //! statuses tlog-witness prescribes and keeps the state ([`state`]).
 
+mod config;
 mod state;
+
+pub use config::ServeArgs;
 
 use crate::cmd::key::read_private_key;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::{anyhow, Context as _, Result};
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use pedigree_core::checkpoint::{CheckpointError, LogVerifier};
+use pedigree_core::keys::{Algorithm, PrivateKey};
 use pedigree_core::witness::protocol::{
     encode_cosignatures, encode_size, AddCheckpoint, Refusal, SIZE_CONTENT_TYPE,
 };
 use pedigree_core::witness::{WitnessPolicy, WitnessSigner, WitnessVerifier};
 use state::{AddError, LogState};
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -34,27 +36,6 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 pub enum WitnessCommand {
     /// Cosign logs' checkpoints over HTTP (C2SP tlog-witness)
     Serve(ServeArgs),
-}
-
-/// Arguments of `pedigree witness serve`.
-#[derive(Args, Debug)]
-pub struct ServeArgs {
-    /// The witness's Ed25519 private key (PKCS#8 PEM, as `pedigree key generate` writes)
-    #[arg(long)]
-    pub key: PathBuf,
-    /// The witness's name in its verifier key and cosignature lines
-    /// [default: pedigree-witness/<first 16 hex digits of the key fingerprint>]
-    #[arg(long)]
-    pub name: Option<String>,
-    /// Address to listen on
-    #[arg(long, default_value = "127.0.0.1:7380")]
-    pub listen: SocketAddr,
-    /// Directory of the witness's state: the last checkpoint cosigned for each log
-    #[arg(long)]
-    pub state: PathBuf,
-    /// A log to witness, `ORIGIN=VKEY` or just its `VKEY` (repeatable)
-    #[arg(long = "log", value_name = "ORIGIN=VKEY", required = true)]
-    pub logs: Vec<String>,
 }
 
 struct Witness {
@@ -113,26 +94,36 @@ pub fn run(cmd: WitnessCommand) -> Result<()> {
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
-    let key = read_private_key(&args.key)?;
+    let config = config::Config::resolve(&args).context("invalid configuration")?;
+    if args.print_config {
+        return crate::settings::print(&config);
+    }
+    crate::settings::init_logging(config.log_format);
+    std::fs::create_dir_all(&config.state)
+        .with_context(|| format!("couldn't create state directory {}", config.state.display()))?;
+    if config.key_is_default && !config.key.exists() {
+        crate::cmd::key::write_private_key(&config.key, &PrivateKey::generate(Algorithm::Ed25519))?;
+        tracing::info!(path = %config.key.display(), "generated a new witness key");
+    }
+    crate::settings::check_private_mode(&config.key)?;
+    let key = read_private_key(&config.key)?;
     let ed25519 = key
         .as_ed25519()
-        .ok_or_else(|| anyhow!("witness key {} is not ed25519", args.key.display()))?
+        .ok_or_else(|| anyhow!("witness key {} is not ed25519", config.key.display()))?
         .clone();
-    let name = args.name.clone().unwrap_or_else(|| {
+    let name = config.name.clone().unwrap_or_else(|| {
         let fingerprint = key.public_key().fingerprint().to_string();
         let hex = fingerprint.rsplit(':').next().unwrap_or(&fingerprint);
         format!("pedigree-witness/{}", &hex[..hex.len().min(16)])
     });
     let signer = WitnessSigner::new(&name, ed25519).context("invalid --name")?;
-    std::fs::create_dir_all(&args.state)
-        .with_context(|| format!("couldn't create state directory {}", args.state.display()))?;
     let mut logs = HashMap::new();
     let mut by_hash = HashMap::new();
-    for arg in &args.logs {
+    for arg in &config.log {
         let verifier = state::parse_log_arg(arg)?;
         let origin = verifier.origin().to_string();
         by_hash.insert(state::origin_hash(&origin), origin.clone());
-        logs.insert(origin, LogState::open(&args.state, verifier)?);
+        logs.insert(origin, LogState::open(&config.state, verifier)?);
     }
     let witness = web::Data::new(Witness {
         signer,
@@ -149,17 +140,27 @@ fn serve(args: ServeArgs) -> Result<()> {
                 .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
                 .route("/add-checkpoint", web::post().to(add_checkpoint))
                 .route("/{origin_hash}/checkpoint", web::get().to(checkpoint))
+                // For container health checks: the process serves HTTP.
+                .route(
+                    "/healthz",
+                    web::get().to(|| async { text(StatusCode::OK, "ok") }),
+                )
         })
         .workers(2)
         .client_request_timeout(Duration::from_secs(10))
-        .bind(args.listen)
-        .with_context(|| format!("couldn't listen on {}", args.listen))?;
+        // SIGTERM: stop accepting, finish the requests already accepted, then return.
+        .shutdown_timeout(config.shutdown_timeout_ms.div_ceil(1000))
+        .bind(config.listen)
+        .with_context(|| format!("couldn't listen on {}", config.listen))?;
         for addr in server.addrs() {
             println!("pedigree witness listening on http://{addr}");
         }
         println!("name: {name}");
         println!("verifier key: {vkey}");
-        server.run().await.context("HTTP server failed")
+        tracing::info!(%name, listen = %config.listen, "witness serving");
+        server.run().await.context("HTTP server failed")?;
+        tracing::info!("witness stopped");
+        Ok(())
     })
 }
 
@@ -241,12 +242,15 @@ fn add_checkpoint_blocking(body: &[u8], witness: &Witness) -> Answer {
             let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::BAD_REQUEST);
             if status == StatusCode::UNPROCESSABLE_ENTITY {
                 // Possible evidence of a split view: keep a trace of it.
-                eprintln!("pedigree witness: refused a checkpoint of {origin}: {refusal}");
+                tracing::warn!(%origin, %refusal, "refused an inconsistent checkpoint");
             }
             text(status, refusal.to_string())
         }
         Err(AddError::Storage(e)) => {
-            eprintln!("pedigree witness: {e:#}");
+            tracing::error!(
+                error = format!("{e:#}"),
+                "couldn't persist the witness state"
+            );
             text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "couldn't persist the witness state".into(),

@@ -459,10 +459,24 @@ impl Monitor {
             } else {
                 (ours, &theirs)
             };
-            let proven = self.log.with_tiles(tiles, |s| {
-                s.tree(newer.tree_size, newer.root_hash)
-                    .check_consistency(older.tree_size, &older.root_hash)
-            });
+            // Every tree extends the empty one, whose root is fixed (RFC 6962 2.1.1);
+            // a consistency proof from size 0 is not defined.
+            let proven = if older.tree_size == 0 {
+                Ok(
+                    if older.root_hash == pedigree_core::merkle::EMPTY_TREE_HASH {
+                        Ok(())
+                    } else {
+                        Err(pedigree_core::tilereader::TileProofError::Proof(
+                            pedigree_core::merkle::ProofError::RootMismatch,
+                        ))
+                    },
+                )
+            } else {
+                self.log.with_tiles(tiles, |s| {
+                    s.tree(newer.tree_size, newer.root_hash)
+                        .check_consistency(older.tree_size, &older.root_hash)
+                })
+            };
             match proven {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => self.sink.emit(evidence(Alert::new(

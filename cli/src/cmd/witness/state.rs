@@ -131,6 +131,14 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 ///
 /// When the key does not parse or names another origin.
 pub fn parse_log_arg(arg: &str) -> Result<LogVerifier> {
+    // A deployment may hand the log's key over as a file holding it.
+    let path = std::path::Path::new(arg);
+    if LogVerifier::from_vkey(arg).is_err() && path.is_file() {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("couldn't read log key file {arg}"))?;
+        return LogVerifier::from_vkey(text.trim())
+            .with_context(|| format!("couldn't parse log verifier key in {arg}"));
+    }
     let (origin, vkey) = match arg.split_once('=') {
         // A vkey has no '=' (33 bytes of key are 44 base64 characters without padding).
         Some((origin, vkey)) => (Some(origin), vkey),
