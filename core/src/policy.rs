@@ -55,6 +55,7 @@ struct RawPolicy {
     step: Vec<RawStep>,
     #[serde(default)]
     revocation: RawRevocationPolicy,
+    #[serde(default)]
     require_scan: bool,
 }
 
