@@ -3,6 +3,7 @@
 //! A thin layer over `pedigree-core`: this crate reads files, hashes models, talks to
 //! logs over HTTP and prints; every format and every check lives in core.
 
+mod atomic;
 mod client;
 mod cmd;
 mod model;

@@ -184,6 +184,31 @@ pub const DEFAULT_HASH_CACHE_BYTES: u64 = 1 << 30;
 /// Stored hashes copied into the hash cache per loader step.
 const HASH_LOAD_STEP: u64 = 1 << 16;
 
+/// The leaves of the entry bundle at `coord`, in index order, read with one ordered
+/// scan (their keys are consecutive). The log serves them as stored; `export` checks
+/// each against its stored leaf hash first.
+///
+/// # Errors
+///
+/// [`EngineError::Corrupt`] when a leaf of the bundle is missing, [`EngineError::Store`]
+/// when the scan fails.
+pub fn bundle_leaves<S: Store>(store: &S, coord: &TileCoord) -> Result<Vec<Vec<u8>>, EngineError> {
+    let range = coord.leaf_range();
+    let rows = store.scan(
+        Column::Leaves,
+        &[],
+        &layout::u64_key(range.start),
+        usize::from(coord.width),
+    )?;
+    let mut rows = rows.into_iter();
+    range
+        .map(|i| match rows.next() {
+            Some((k, v)) if layout::decode_u64(&k) == Some(i) => Ok(v),
+            _ => Err(EngineError::Corrupt(format!("leaf {i} is missing"))),
+        })
+        .collect()
+}
+
 /// The log engine over a [`Store`].
 pub struct LogEngine<S: Store> {
     store: S,
@@ -709,22 +734,10 @@ impl<S: Store> LogEngine<S> {
         Ok(data)
     }
 
-    /// Reads an entry bundle's leaves with one ordered scan (their keys are consecutive).
+    /// Builds an entry bundle from its stored leaves.
     fn entry_bundle(&self, coord: &TileCoord) -> Result<Vec<u8>, EngineError> {
-        let range = coord.leaf_range();
-        let rows = self.store.scan(
-            Column::Leaves,
-            &[],
-            &layout::u64_key(range.start),
-            usize::from(coord.width),
-        )?;
-        let mut rows = rows.into_iter();
         let mut bundle = Vec::new();
-        for i in range {
-            let leaf = match rows.next() {
-                Some((k, v)) if layout::decode_u64(&k) == Some(i) => v,
-                _ => return Err(EngineError::Corrupt(format!("leaf {i} is missing"))),
-            };
+        for (i, leaf) in coord.leaf_range().zip(bundle_leaves(&self.store, coord)?) {
             tiles::push_bundle_entry(&mut bundle, &leaf)
                 .map_err(|e| EngineError::Corrupt(format!("leaf {i}: {e}")))?;
         }

@@ -21,7 +21,7 @@
 
 use crate::api::hex_hash;
 use crate::backup::{self, KeySource};
-use crate::engine::Hashes;
+use crate::engine::{self, Hashes};
 use crate::layout::{self, META_CHECKPOINT};
 use crate::staticdir::{entry_json, tiles_from, StaticDir, ENTRIES_DIR};
 use crate::storage::{Column, RocksStore, Store};
@@ -221,12 +221,7 @@ impl Exporter<'_> {
     /// An entry bundle, each leaf checked against its stored leaf hash.
     fn bundle(&self, coord: TileCoord) -> Result<Vec<u8>> {
         let range = coord.leaf_range();
-        let rows = self.store.scan(
-            Column::Leaves,
-            &[],
-            &layout::u64_key(range.start),
-            usize::from(coord.width),
-        )?;
+        let leaves = engine::bundle_leaves(self.store, &coord)?;
         let indexes: Vec<u64> = range
             .clone()
             .map(|i| merkle::stored_hash_index(0, i))
@@ -235,12 +230,7 @@ impl Exporter<'_> {
             .read_hashes(&indexes)
             .context("couldn't read stored leaf hashes")?;
         let mut bundle = Vec::new();
-        let mut rows = rows.into_iter();
-        for (i, want) in range.zip(leaf_hashes) {
-            let leaf = match rows.next() {
-                Some((k, v)) if layout::decode_u64(&k) == Some(i) => v,
-                _ => bail!("leaf {i} is missing from the store"),
-            };
+        for ((i, want), leaf) in range.zip(leaf_hashes).zip(leaves) {
             if merkle::leaf_hash(&leaf) != want {
                 bail!("leaf {i} does not hash to its stored leaf hash: run fsck");
             }

@@ -3,10 +3,9 @@
 //! without a policy, and each way it must fail.
 
 use pedigree_core::witness::WitnessSigner;
-use pedigree_tests::{binary, get_json, pedigree, Server};
+use pedigree_tests::{binary, get_json, write_file as write, CliLog, Server};
 use serde_json::{json, Value};
 use std::fs;
-use std::path::Path;
 use std::process::Command;
 
 const SCHEMA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/cyclonedx");
@@ -45,26 +44,17 @@ fn schema_errors(v: &jsonschema::Validator, doc: &Value) -> Vec<String> {
         .collect()
 }
 
-struct Setup {
-    dir: tempfile::TempDir,
-    server: Server,
-    _data: tempfile::TempDir,
+struct Setup(CliLog);
+
+impl std::ops::Deref for Setup {
+    type Target = CliLog;
+
+    fn deref(&self) -> &CliLog {
+        &self.0
+    }
 }
 
 impl Setup {
-    fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = pedigree(self.dir.path(), args);
-        assert!(ok, "pedigree {args:?} failed: {err}");
-        out
-    }
-
-    fn fails(&self, args: &[&str]) -> String {
-        let (ok, out, err) = pedigree(self.dir.path(), args);
-        assert!(!ok, "pedigree {args:?} should fail, printed {out}");
-        assert_eq!(err.trim_end().lines().count(), 1, "one-line reason: {err}");
-        err
-    }
-
     fn digest(&self, path: &str) -> String {
         self.ok(&["hash", path]).trim().to_string()
     }
@@ -97,12 +87,6 @@ impl Setup {
     }
 }
 
-fn write(dir: &Path, name: &str, bytes: &[u8]) {
-    let path = dir.join(name);
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, bytes).unwrap();
-}
-
 /// Log indexes of the chain's steps.
 struct Steps {
     dataset: u64,
@@ -115,16 +99,8 @@ struct Steps {
 /// Dataset -> train -> finetune -> quantize, an evaluation of the quantized model (the
 /// report as subject, the model as material) and a deployment, on a fresh log.
 fn setup() -> (Setup, Steps) {
-    let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path(), &[]);
-    let s = Setup {
-        dir: tempfile::tempdir().unwrap(),
-        server,
-        _data: data,
-    };
-    for k in ["curator", "trainer", "release", "intruder"] {
-        s.ok(&["key", "generate", "--algorithm", "ed25519", "--out", k]);
-    }
+    let s = Setup(CliLog::start());
+    s.generate_keys(&["curator", "trainer", "release", "intruder"], "ed25519");
     let d = s.dir.path();
     write(d, "data/train.csv", b"x,y\n1,2\n3,4\n");
     write(d, "model-v1/weights.bin", &[1u8; 4096]);

@@ -2,70 +2,18 @@
 //! verifying the lineage from creator to deployer, online and offline, and each way it
 //! must fail.
 
-use pedigree_tests::{pedigree, Server};
+use pedigree_tests::{write_file as write, CliLog, Server};
 use std::fs;
-use std::path::{Path, PathBuf};
 
 const STEPS: [&str; 6] = [
     "dataset", "train", "finetune", "quantize", "evaluate", "deploy",
 ];
 
-struct Chain {
-    dir: tempfile::TempDir,
-    server: Server,
-    _data: tempfile::TempDir,
-}
-
-impl Chain {
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    fn run(&self, args: &[&str]) -> (bool, String, String) {
-        pedigree(self.dir.path(), args)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args);
-        assert!(ok, "pedigree {args:?} failed: {err}");
-        out
-    }
-
-    /// Runs and expects failure; returns the one-line reason.
-    fn fails(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args);
-        assert!(!ok, "pedigree {args:?} should fail, printed {out}");
-        assert_eq!(err.trim_end().lines().count(), 1, "one-line reason: {err}");
-        err
-    }
-}
-
-fn write(dir: &Path, name: &str, bytes: &[u8]) {
-    let path = dir.join(name);
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, bytes).unwrap();
-}
-
 /// Keys, artifacts, a policy, and the six attestations submitted to a fresh log.
-fn chain() -> Chain {
-    let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path(), &[]);
-    let dir = tempfile::tempdir().unwrap();
-    let c = Chain {
-        dir,
-        server,
-        _data: data,
-    };
-    for k in ["curator", "trainer", "release", "intruder"] {
-        c.ok(&[
-            "key",
-            "generate",
-            "--algorithm",
-            if k == "release" { "p256" } else { "ed25519" },
-            "--out",
-            k,
-        ]);
-    }
+fn chain() -> CliLog {
+    let c = CliLog::start();
+    c.generate_keys(&["curator", "trainer", "intruder"], "ed25519");
+    c.generate_keys(&["release"], "p256");
     let d = c.dir.path();
     write(d, "data/train.csv", b"x,y\n1,2\n3,4\n");
     write(d, "data/README", b"toy dataset\n");
@@ -329,7 +277,7 @@ fn a_six_step_chain_verifies_online_and_offline_and_each_break_is_named() {
 }
 
 /// Copies `bundles/` to `name/`, replacing (or dropping) some files.
-fn copy_bundles(c: &Chain, name: &str, changes: &[(&str, Option<&str>)]) {
+fn copy_bundles(c: &CliLog, name: &str, changes: &[(&str, Option<&str>)]) {
     let to = c.path(name);
     fs::create_dir(&to).unwrap();
     for entry in fs::read_dir(c.path("bundles")).unwrap() {

@@ -2,47 +2,25 @@
 //! `lineage verify` (online and offline), `pedigree impact` with `--last-good`, and the
 //! monitor's revocation alert.
 
-use pedigree_tests::{binary, get_json, pedigree, Server};
+use pedigree_tests::{binary, get_json, write_file as write, CliLog};
 use serde_json::Value;
 use std::fs;
-use std::path::Path;
 use std::process::Command;
 
 /// A fresh log and a model's life: a dataset, a trained model v1, two fine-tunes (v2
 /// from v1, v3 from v2), and two deployments of v3. Every model file is `model.bin`, so
 /// the three versions share a subject name.
-struct Incident {
-    dir: tempfile::TempDir,
-    server: Server,
-    _data: tempfile::TempDir,
+struct Incident(CliLog);
+
+impl std::ops::Deref for Incident {
+    type Target = CliLog;
+
+    fn deref(&self) -> &CliLog {
+        &self.0
+    }
 }
 
 impl Incident {
-    fn run(&self, args: &[&str]) -> (bool, String, String) {
-        pedigree(self.dir.path(), args)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args);
-        assert!(ok, "pedigree {args:?} failed: {err}");
-        out
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["--json"];
-        all.extend(args);
-        let out = self.ok(&all);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-    }
-
-    /// Runs and expects failure; returns the one-line reason.
-    fn fails(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args);
-        assert!(!ok, "pedigree {args:?} should fail, printed {out}");
-        assert_eq!(err.trim_end().lines().count(), 1, "one-line reason: {err}");
-        err
-    }
-
     /// The digests the CLI gave the chain's artifacts, from the verified chain of
     /// `target` (a deployment): dataset, v1, v2, v3 and the deployment.
     fn digests(&self, target: &str) -> Vec<String> {
@@ -90,23 +68,12 @@ impl Incident {
     }
 }
 
-fn write(dir: &Path, name: &str, bytes: &[u8]) {
-    let path = dir.join(name);
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, bytes).unwrap();
-}
-
 fn incident() -> Incident {
-    let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path(), &[]);
-    let c = Incident {
-        dir: tempfile::tempdir().unwrap(),
-        server,
-        _data: data,
-    };
-    for k in ["curator", "trainer", "release", "security", "intruder"] {
-        c.ok(&["key", "generate", "--out", k]);
-    }
+    let c = Incident(CliLog::start());
+    c.generate_keys(
+        &["curator", "trainer", "release", "security", "intruder"],
+        "ed25519",
+    );
     let d = c.dir.path();
     write(d, "data/train.csv", b"x,y\n1,2\n");
     write(d, "v1/model.bin", &[1u8; 2048]);

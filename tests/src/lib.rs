@@ -257,6 +257,77 @@ pub fn pedigree(dir: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// A fresh log server and a scratch directory the `pedigree` CLI runs in: how the CLI
+/// tests build and check a signed chain. The server stops before its data directory is
+/// removed (fields drop in order).
+pub struct CliLog {
+    /// Where the CLI runs: keys, artifacts, bundles and policies.
+    pub dir: tempfile::TempDir,
+    /// The log.
+    pub server: Server,
+    _data: tempfile::TempDir,
+}
+
+impl CliLog {
+    /// Starts a server with default settings on a fresh data directory.
+    pub fn start() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let server = Server::start(data.path(), &[]);
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            server,
+            _data: data,
+        }
+    }
+
+    /// `p` inside the CLI's directory.
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    /// Runs the CLI, returning (success, stdout, stderr).
+    pub fn run(&self, args: &[&str]) -> (bool, String, String) {
+        pedigree(self.dir.path(), args)
+    }
+
+    /// Runs the CLI and expects success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(ok, "pedigree {args:?} failed: {err}");
+        out
+    }
+
+    /// Runs the CLI with `--json` and expects success; returns the parsed output.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend(args);
+        let out = self.ok(&all);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    }
+
+    /// Runs the CLI and expects failure; returns the one-line reason.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(!ok, "pedigree {args:?} should fail, printed {out}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one-line reason: {err}");
+        err
+    }
+
+    /// `pedigree key generate --algorithm ALGORITHM` for each name: NAME.key and NAME.pub.
+    pub fn generate_keys(&self, names: &[&str], algorithm: &str) {
+        for name in names {
+            self.ok(&["key", "generate", "--algorithm", algorithm, "--out", name]);
+        }
+    }
+}
+
+/// Writes `bytes` to `dir/name`, creating its parents.
+pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
 /// An HTTP client with a 60 s timeout. Reuse one per thread when making many requests:
 /// it keeps connections alive instead of leaving a socket in TIME_WAIT per request.
 pub fn agent() -> ureq::Agent {

@@ -9,8 +9,8 @@
 //! signed by `--log-key`), or the command fails: nothing unverifiable is written.
 
 use crate::cmd::attest::resolve_artifact;
+use crate::cmd::key::read_log_key;
 use crate::cmd::lineage::{check_consistency, fetch_attestations, lineage_entries, load_policy};
-use crate::cmd::oms::read_log_key;
 use crate::cmd::witness::witness_policy;
 use crate::output::Output;
 use anyhow::{anyhow, bail, Context as _, Result};

@@ -3,7 +3,7 @@
 use crate::output::Output;
 use anyhow::{bail, Context as _, Result};
 use clap::Subcommand;
-use pedigree_core::checkpoint::LogSigner;
+use pedigree_core::checkpoint::{LogSigner, LogVerifier};
 use pedigree_core::keys::{Algorithm, PrivateKey, PublicKey};
 use pedigree_core::witness::WitnessSigner;
 use std::path::{Path, PathBuf};
@@ -56,6 +56,23 @@ pub fn read_public_key(path: &Path) -> Result<PublicKey> {
     }
     PublicKey::from_pem(&pem)
         .with_context(|| format!("couldn't parse public key {}", path.display()))
+}
+
+/// Reads a log verifier key (C2SP note vkey) given inline or as a file holding it;
+/// every command taking `--log-key` accepts both forms.
+///
+/// # Errors
+///
+/// When the file cannot be read or the key does not parse.
+pub fn read_log_key(arg: &str) -> Result<LogVerifier> {
+    let path = Path::new(arg);
+    let text = if path.is_file() {
+        std::fs::read_to_string(path).with_context(|| format!("couldn't read {arg}"))?
+    } else {
+        arg.to_owned()
+    };
+    LogVerifier::from_vkey(text.trim())
+        .with_context(|| format!("couldn't parse log verifier key {arg:?}"))
 }
 
 /// Reads a private key from a PEM file.

@@ -14,15 +14,14 @@ mod statefile;
 pub use settings::MonitorArgs;
 use settings::Settings;
 
+use crate::cmd::key::read_log_key;
 use crate::output::Output;
 use anyhow::{Context as _, Result};
 use fetch::Remote;
 use pass::{Monitor, Summary};
-use pedigree_core::checkpoint::LogVerifier;
 use pedigree_core::monitor::config::Config;
 use pedigree_core::monitor::{Alert, Severity};
 use std::io::Write as _;
-use std::path::Path;
 use std::time::Duration;
 
 /// Exit status when a pass raised a critical alert.
@@ -68,18 +67,6 @@ impl AlertSink {
             Severity::Warning => self.warning += 1,
         }
     }
-}
-
-fn read_log_key(arg: &str) -> Result<LogVerifier> {
-    if let Ok(v) = LogVerifier::from_vkey(arg) {
-        return Ok(v);
-    }
-    let path = Path::new(arg);
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!("--log-key {arg:?} is neither a verifier key nor a readable file")
-    })?;
-    LogVerifier::from_vkey(text.trim())
-        .with_context(|| format!("couldn't parse log key in {}", path.display()))
 }
 
 fn setup(args: &Settings, out: &Output) -> Result<Monitor> {

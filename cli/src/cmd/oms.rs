@@ -12,12 +12,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
 use pedigree_core::bundle::Bundle;
-use pedigree_core::checkpoint::LogVerifier;
 use pedigree_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
 use pedigree_core::oms::{HashAlgorithm, Method, Mismatch, OmsStatement, DEFAULT_SHARD_SIZE_BYTES};
 use serde_json::{json, Value};
 
-use crate::cmd::key::{read_private_key, read_public_key};
+use crate::cmd::key::{read_log_key, read_private_key, read_public_key};
 use crate::cmd::witness::witness_policy;
 use crate::model::{self, HashOptions};
 use crate::output::Output;
@@ -147,17 +146,6 @@ fn method_json(method: Method) -> Value {
             json!({"method": "shards", "shard_size": shard_size_bytes})
         }
     }
-}
-
-/// Reads a log verifier key given inline or as a file.
-pub(crate) fn read_log_key(arg: &str) -> Result<LogVerifier> {
-    let path = Path::new(arg);
-    let text = if path.is_file() {
-        std::fs::read_to_string(path).with_context(|| format!("couldn't read {arg}"))?
-    } else {
-        arg.to_owned()
-    };
-    LogVerifier::from_vkey(text.trim()).context("couldn't parse log verifier key")
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory, so a

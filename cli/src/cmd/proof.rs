@@ -2,13 +2,12 @@
 //! inclusion proof and the log's published checkpoint with witness cosignatures), and
 //! verify such a file offline.
 
-use crate::cmd::key::read_public_key;
+use crate::cmd::key::{read_log_key, read_public_key};
 use crate::cmd::witness::witness_policy;
 use crate::output::Output;
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
 use pedigree_core::bundle::Bundle;
-use pedigree_core::checkpoint::LogVerifier;
 use pedigree_core::entry::{envelope_digest, LeafRecord};
 use pedigree_core::tlogproof::TlogProof;
 use std::path::{Path, PathBuf};
@@ -44,16 +43,6 @@ pub struct ProofArgs {
     /// With --verify and --bundle: the signer's public key the entry must list
     #[arg(long, requires = "bundle")]
     pub key: Option<PathBuf>,
-}
-
-fn read_log_key(arg: &str) -> Result<LogVerifier> {
-    let path = Path::new(arg);
-    let text = if path.is_file() {
-        std::fs::read_to_string(path).with_context(|| format!("couldn't read {arg}"))?
-    } else {
-        arg.to_owned()
-    };
-    LogVerifier::from_vkey(text.trim()).context("couldn't parse log verifier key")
 }
 
 /// Runs `pedigree proof`.

@@ -9,6 +9,7 @@ mod write;
 
 pub use error::ApiError;
 pub use read::RecordJson;
+pub use tiles::{tile_coord, tile_response};
 
 use crate::engine::LogEngine;
 use crate::metrics::Metrics;

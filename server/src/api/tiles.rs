@@ -31,17 +31,32 @@ pub async fn tile(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let full_path = format!("tile/{}", path.as_str());
-    let coord = TileCoord::from_path(&full_path)
-        .map_err(|e| ApiError::bad_request("invalid_tile_path", e.to_string()))?;
+    let coord = tile_coord(path.as_str())?;
     let data = state.engine.tile(&coord)?;
+    Ok(tile_response(&coord, data))
+}
+
+/// The tile (or entry bundle) a `/tile/{path}` route names, for the log's API and the
+/// mirror's alike.
+///
+/// # Errors
+///
+/// 400 `invalid_tile_path` when `path` is not a C2SP tlog-tiles path.
+pub fn tile_coord(path: &str) -> Result<TileCoord, ApiError> {
+    TileCoord::from_path(&format!("tile/{path}"))
+        .map_err(|e| ApiError::bad_request("invalid_tile_path", e.to_string()))
+}
+
+/// A tile's answer: full tiles never change, so caches may keep them for a year;
+/// partial ones grow and must be revalidated.
+pub fn tile_response(coord: &TileCoord, data: Vec<u8>) -> HttpResponse {
     let cache = if coord.is_full() {
         "public, max-age=31536000, immutable"
     } else {
         "no-cache"
     };
-    Ok(HttpResponse::Ok()
+    HttpResponse::Ok()
         .content_type("application/octet-stream")
         .insert_header((header::CACHE_CONTROL, cache))
-        .body(data))
+        .body(data)
 }

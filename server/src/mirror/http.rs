@@ -6,7 +6,7 @@
 //! yields an error, never a wrong proof.
 
 use super::{prefix_of_full, with_tiles, Mirror, ProveError};
-use crate::api::{hex_hash, query_u64, ApiError, InclusionProof};
+use crate::api::{hex_hash, query_u64, tile_coord, tile_response, ApiError, InclusionProof};
 use crate::staticdir::{StaticDir, ENTRIES_DIR};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, App, HttpResponse, HttpServer};
@@ -89,8 +89,7 @@ async fn checkpoint(state: State) -> Result<HttpResponse, ApiError> {
 
 async fn tile(path: web::Path<String>, state: State) -> Result<HttpResponse, ApiError> {
     let cp = held(&state)?;
-    let coord = TileCoord::from_path(&format!("tile/{}", path.as_str()))
-        .map_err(|e| ApiError::bad_request("invalid_tile_path", e.to_string()))?;
+    let coord = tile_coord(path.as_str())?;
     if !coord.exists_in(cp.tree_size) {
         return Err(ApiError::not_found(format!(
             "tile {} not found",
@@ -98,15 +97,7 @@ async fn tile(path: web::Path<String>, state: State) -> Result<HttpResponse, Api
         )));
     }
     let data = read_tile(&state, coord)?;
-    let cache = if coord.is_full() {
-        "public, max-age=31536000, immutable"
-    } else {
-        "no-cache"
-    };
-    Ok(HttpResponse::Ok()
-        .content_type("application/octet-stream")
-        .insert_header((header::CACHE_CONTROL, cache))
-        .body(data))
+    Ok(tile_response(&coord, data))
 }
 
 /// A tile of the copy at `coord`'s width: its own file, or the prefix of the wider

@@ -7,13 +7,13 @@
 //! the record back (the race tlog-witness describes), and the cosignature is returned
 //! only after the new record is durable.
 
+use crate::atomic;
 use anyhow::{bail, Context as _, Result};
 use pedigree_core::checkpoint::{LogVerifier, SignedCheckpoint};
 use pedigree_core::witness::protocol::{check_add_checkpoint, AddCheckpoint, Refusal};
 use pedigree_core::witness::{append_cosignatures, note_body, Cosignature, WitnessSigner};
 use sha2::{Digest as _, Sha256};
-use std::fs::{self, File};
-use std::io::Write as _;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -104,25 +104,10 @@ impl LogState {
     }
 }
 
-/// Replaces `path` atomically and durably: temporary file, fsync, rename, fsync of the
-/// directory. A crash leaves the old record or the new one, never a torn file.
+/// Replaces the witness's record of a log atomically and durably.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    let tmp = path.with_file_name(name);
-    let write = || -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)?;
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        File::open(dir)?.sync_all()
-    };
-    write().with_context(|| format!("couldn't write witness state {}", path.display()))
+    atomic::replace(path, bytes)
+        .with_context(|| format!("couldn't write witness state {}", path.display()))
 }
 
 /// Parses a `--log` value: `ORIGIN=VKEY`, or a bare `VKEY` whose key name is the origin.
