@@ -17,6 +17,8 @@
 //! (`BENCHMARKS.md`, hashing). The cost of mapping is what happens when a file shrinks
 //! while it is hashed: touching a page past the new end raises SIGBUS and the process
 //! dies. That fails closed (no digest is produced), like the error `read()` gives.
+//! The model scan (`cmd/scan.rs`) maps large files through [`map_file`] too, so that
+//! scanning a multi-gigabyte checkpoint does not need its size in memory.
 //!
 //! Also here: how Pedigree names an artifact on disk ([`artifact_digest`]) and a
 //! model directory ([`model_digest`]).
@@ -40,7 +42,7 @@ const READ_BUFFER_BYTES: usize = 1 << 20;
 
 /// Files and shards at least this large are hashed through a memory map; below it the
 /// map's set-up costs more than the copy it saves.
-const MAP_MIN_BYTES: u64 = 4 << 20;
+pub const MAP_MIN_BYTES: u64 = 4 << 20;
 
 /// How to serialize a model into an OMS manifest.
 #[derive(Clone, Debug)]
@@ -373,17 +375,7 @@ fn hash_unit(
         if size < start + len {
             bail!("file ended at byte {size} of {}", start + len);
         }
-        let len = usize::try_from(len).context("file too large to map")?;
-        #[allow(unsafe_code)]
-        // SAFETY: the map is read-only and private to this function. Its one hazard is
-        // another process truncating the file meanwhile: then the process gets SIGBUS
-        // and dies without a digest, which is the fail-closed outcome (module docs).
-        let map = unsafe {
-            memmap2::MmapOptions::new()
-                .offset(start)
-                .len(len)
-                .map(&file)?
-        };
+        let map = map_file(&file, start, len)?;
         // Only a hint: read-ahead and early reclaim behind us.
         let _ = map.advise(memmap2::Advice::Sequential);
         for chunk in map.chunks(READ_BUFFER_BYTES) {
@@ -420,6 +412,27 @@ fn hash_unit(
         }
     }
     Ok(hasher.finalize())
+}
+
+/// Maps `len` bytes of `file` from `offset`, read-only. Callers check the file is long
+/// enough first.
+///
+/// # Errors
+///
+/// When the range does not fit in memory or the kernel refuses the map.
+pub fn map_file(file: &File, offset: u64, len: u64) -> Result<memmap2::Mmap> {
+    let len = usize::try_from(len).context("file too large to map")?;
+    #[allow(unsafe_code)]
+    // SAFETY: the map is read-only and its users only read it. Its one hazard is
+    // another process truncating the file meanwhile: then the process gets SIGBUS and
+    // dies without a result, which is the fail-closed outcome (module docs).
+    let map = unsafe {
+        memmap2::MmapOptions::new()
+            .offset(offset)
+            .len(len)
+            .map(file)?
+    };
+    Ok(map)
 }
 
 /// Lists and hashes a model into a manifest, as a signer does. The manifest's

@@ -268,3 +268,31 @@ fn verify_scan_fails_on_a_signed_but_unsafe_model() {
     verify(&[]).ok();
     verify(&["--scan"]).fails_with("model scan failed: extra.pkl is unsafe: global builtins.eval");
 }
+
+#[test]
+fn large_files_are_scanned_through_a_map_with_the_same_verdicts() {
+    // Above the 4 MiB at which the CLI maps files instead of reading them: a protocol 2
+    // pickle whose payload is a 5 MiB byte string, then a call of posix.system.
+    let tmp = tempfile::tempdir().unwrap();
+    let payload = vec![b'x'; 5 << 20];
+    let mut pickle = vec![0x80, 2, b'B'];
+    pickle.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_le_bytes());
+    pickle.extend_from_slice(&payload);
+    pickle.push(b'0'); // POP: the bytes are only ballast
+    let mut benign = pickle.clone();
+    benign.extend_from_slice(b"N.");
+    pickle.extend_from_slice(b"cposix\nsystem\nX\x02\x00\x00\x00id\x85R.");
+    write(tmp.path(), "big/evil.pkl", &pickle);
+    write(tmp.path(), "ok/benign.pkl", &benign);
+    let (code, report, _) = scan_json(&tmp.path().join("big"), &[]);
+    assert_ne!(code, 0, "{report:#}");
+    assert_eq!(status_of(&report, "evil.pkl"), "unsafe");
+    let (code, report, _) = scan_json(&tmp.path().join("ok"), &[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(status_of(&report, "benign.pkl"), "safe");
+    // Cut short, the large stream is unscannable, never safe.
+    write(tmp.path(), "cut/evil.pkl", &pickle[..pickle.len() - 3]);
+    let (code, report, _) = scan_json(&tmp.path().join("cut"), &[]);
+    assert_ne!(code, 0);
+    assert_ne!(status_of(&report, "evil.pkl"), "safe");
+}

@@ -119,11 +119,19 @@ fn scan_file(path: &Path, name: &str, limits: &Limits) -> Result<Report> {
             .with_context(|| format!("couldn't read {}", path.display()))?;
         return Ok(scan::scan_safetensors_header(&head, len, limits));
     }
+    if len >= model::MAP_MIN_BYTES {
+        // Mapped, not read: a large checkpoint is scanned without its size in memory.
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("couldn't read {}", path.display()))?;
+        let map = model::map_file(&file, 0, len)
+            .with_context(|| format!("couldn't map {}", path.display()))?;
+        return Ok(scan::scan(name, &map, limits));
+    }
     let bytes = std::fs::read(path).with_context(|| format!("couldn't read {}", path.display()))?;
     Ok(scan::scan(name, &bytes, limits))
 }
 
-/// Scans every file of a walked model, one file in memory at a time.
+/// Scans every file of a walked model, one file at a time (large ones mapped).
 ///
 /// # Errors
 ///
