@@ -366,12 +366,12 @@ fn hash_unit(
 ) -> Result<Vec<u8>> {
     let mut file = File::open(path)?;
     let mut hasher = hash.hasher();
+    let size = file.metadata()?.len();
     let (start, len) = match range {
         Some(r) => (r.start, r.len_bytes()),
-        None => (0, file.metadata()?.len()),
+        None => (0, size),
     };
     if len >= MAP_MIN_BYTES {
-        let size = file.metadata()?.len();
         if size < start + len {
             bail!("file ended at byte {size} of {}", start + len);
         }
