@@ -17,6 +17,7 @@
 use crate::admin::{self, AdminError};
 use crate::fsck::{self, Summary};
 use crate::service;
+use crate::staticdir::sync_dir;
 use crate::storage::RocksStore;
 use anyhow::{bail, Context as _, Result};
 use pedigree_core::checkpoint::{LogSigner, LogVerifier};
@@ -254,12 +255,6 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
             .with_context(|| format!("couldn't sync {}", dst.display()))?;
     }
     sync_dir(to)
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("couldn't sync directory {}", dir.display()))
 }
 
 /// `pedigree-server backup`.

@@ -15,9 +15,11 @@
 //!
 //! The store is read as a RocksDB secondary instance, so the server keeps appending
 //! while the export runs; the export covers the checkpoint stored when it started.
-//! Nothing unverified is written: the stored checkpoint's signature is checked, its
-//! root is recomputed from the stored hashes, an earlier export's checkpoint must be a
-//! prefix of the same tree, and every exported leaf must hash to its stored leaf hash.
+//! What is checked before writing: the stored checkpoint's signature, its root
+//! recomputed from the stored hashes, an earlier export's checkpoint being a prefix of
+//! the same tree, every exported leaf hashing to its stored leaf hash, and every
+//! exported envelope matching the digest in its leaf. Interior hashes of hash tiles are
+//! copied as stored; `fsck` checks them all against the leaves.
 
 use crate::api::hex_hash;
 use crate::backup::{self, KeySource};
@@ -27,7 +29,7 @@ use crate::staticdir::{entry_json, tiles_from, StaticDir, ENTRIES_DIR};
 use crate::storage::{Column, RocksStore, Store};
 use anyhow::{bail, Context as _, Result};
 use pedigree_core::checkpoint::{LogVerifier, SignedCheckpoint};
-use pedigree_core::entry::LeafRecord;
+use pedigree_core::entry::{self, LeafRecord};
 use pedigree_core::keys::PublicKey;
 use pedigree_core::merkle::{self, HashReader as _};
 use pedigree_core::tiles::{self, TileCoord};
@@ -255,6 +257,9 @@ impl Exporter<'_> {
             .store
             .get(Column::Envelopes, &record.envelope_sha256)?
             .with_context(|| format!("envelope of leaf {index} is missing"))?;
+        if entry::envelope_digest(&envelope) != record.envelope_sha256 {
+            bail!("envelope of leaf {index} does not match its digest in the leaf: run fsck");
+        }
         let keys: Vec<Vec<u8>> = record.signers.iter().map(|f| f.0.to_vec()).collect();
         let mut verifiers = Vec::new();
         for (i, der) in self

@@ -166,6 +166,8 @@ fn load_hash_cache(engine: &Arc<LogEngine<RocksStore>>) {
 pub fn serve(config: Config, engine: LogEngine<RocksStore>) -> Result<()> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     actix_web::rt::System::new().block_on(async move {
+        // Settings first: nothing is started for a configuration that is refused.
+        let witnesses = config.witnesses().map_err(anyhow::Error::msg)?;
         let engine = Arc::new(engine);
         load_hash_cache(&engine);
         // `pedigree-server backup` reaches the running server here (admin.rs says why).
@@ -185,7 +187,6 @@ pub fn serve(config: Config, engine: LogEngine<RocksStore>) -> Result<()> {
             config.queue_size,
             Arc::clone(&metrics),
         );
-        let witnesses = config.witnesses().map_err(anyhow::Error::msg)?;
         let cosigned = (!witnesses.is_empty()).then(|| Arc::new(Cosigned::default()));
         if let Some(cosigned) = &cosigned {
             metrics.enable_witnesses(witnesses.iter().map(|w| w.name.as_str()));

@@ -120,7 +120,16 @@ impl StaticDir {
             .with_context(|| format!("couldn't write {}", temp.display()))?;
         std::fs::rename(&temp, &path)
             .with_context(|| format!("couldn't rename {} into place", temp.display()))?;
-        self.dirs.insert(dir);
+        // The directories `create_dir_all` made must be durable too, or a synced
+        // checkpoint could outlive the directory holding its tiles after a crash.
+        let mut d = dir.as_path();
+        while d.starts_with(&self.root) {
+            self.dirs.insert(d.to_path_buf());
+            match d.parent() {
+                Some(parent) if d != self.root => d = parent,
+                _ => break,
+            }
+        }
         self.counts.written += 1;
         Ok(())
     }
@@ -143,7 +152,8 @@ impl StaticDir {
     }
 
     fn remove_stale_partials(&mut self, previous_size: u64, tree_size: u64) -> Result<()> {
-        let keep: BTreeSet<String> = tiles_from(0, previous_size)
+        // `tiles_from(n, n)` is exactly the partial tiles of a tree of `n`.
+        let keep: BTreeSet<String> = tiles_from(previous_size, previous_size)
             .chain(tiles_from(previous_size, tree_size))
             .filter(|c| !c.is_full())
             .map(|c| c.path())
