@@ -278,7 +278,11 @@ fn chain_artifacts(links: &[VerifiedLink]) -> BTreeMap<String, ChainArtifact> {
                 step: None,
                 signers: BTreeSet::new(),
             });
-            // A link about its own material (evaluate) keeps the earlier producer.
+            // A link about its own material (evaluate) did not produce it: it keeps the
+            // earlier producer, and its signers may not revoke it (spec/policy.md 6).
+            if link.materials.contains(s) {
+                continue;
+            }
             if a.step.is_none() {
                 a.order = i + 1;
                 a.step = Some(link.step.clone());

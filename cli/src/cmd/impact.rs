@@ -19,7 +19,7 @@ use pedigree_core::checkpoint::LogVerifier;
 use pedigree_core::dsse::Envelope;
 use pedigree_core::entry::LeafRecord;
 use pedigree_core::revocation::Revocation;
-use pedigree_core::statement::Statement;
+use pedigree_core::statement::{ResourceDescriptor, Statement};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -124,6 +124,16 @@ impl Log<'_> {
                 let revocation = proven.and_then(|proven| {
                     let statement =
                         Statement::from_json(&a.envelope.payload).map_err(|e| e.to_string())?;
+                    // The search index only says where to look: the statement itself
+                    // must name the artifact.
+                    if !statement
+                        .subject
+                        .iter()
+                        .flat_map(ResourceDescriptor::digests)
+                        .any(|d| d.to_string() == digest)
+                    {
+                        return Err(format!("does not name {digest}"));
+                    }
                     match Revocation::from_statement(&statement) {
                         Ok(Some(r)) => Ok((r, proven)),
                         Ok(None) => Err("not a revocation".to_string()),
@@ -183,6 +193,8 @@ fn producers<'a>(entries: impl Iterator<Item = &'a &'a Value>, digest: &str) -> 
     entries
         .filter(|e| !e["build_type"].is_null())
         .filter(|e| strings(&e["subjects"]).iter().any(|s| s == digest))
+        // An entry about its own material (evaluate) did not produce it.
+        .filter(|e| !strings(&e["materials"]).iter().any(|m| m == digest))
         .flat_map(|e| strings(&e["signers"]))
         .collect()
 }
